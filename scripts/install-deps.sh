@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what Gantry's tests and local topology need on Debian: MariaDB
+# server and client, sysbench. Idempotent; uses sudo when not root.
+set -euo pipefail
+
+need=()
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
+command -v sysbench >/dev/null 2>&1 || need+=(sysbench)
+if [ ${#need[@]} -eq 0 ]; then
+    exit 0
+fi
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: installing ${need[*]}" >&2
+if ! $sudo apt-get install -y -q --no-install-recommends "${need[@]}" >&2; then
+    $sudo apt-get update -q >&2
+    $sudo apt-get install -y -q --no-install-recommends "${need[@]}" >&2
+fi

@@ -1,0 +1,132 @@
+//! RELOAD CONFIG and SIGHUP: re-read the file and re-apply the original
+//! command line (`config::load_from(launch_args)`), then swap in settings,
+//! accounts, the client allowlist and the backend lists.
+
+use std::sync::Arc;
+
+use super::commands::{AdminError, NEW_BACKEND_STATE};
+use crate::app;
+use crate::backend::{BackendEntry, BackendRuntime, Role};
+use crate::config::{self, BackendAddr, Config};
+use crate::context::Context;
+
+/// What a reload changed, for the log.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub backends_added: usize,
+    pub backends_removed: usize,
+}
+
+pub async fn reload(ctx: &Arc<Context>) -> Result<Summary, AdminError> {
+    let args = ctx.launch_args.clone();
+    let cfg = tokio::task::spawn_blocking(move || config::load_from(args))
+        .await
+        .map_err(|e| AdminError::Internal(format!("RELOAD CONFIG task failed: {e}")))??;
+    let summary = apply(ctx, cfg);
+    tracing::info!(
+        added = summary.backends_added,
+        removed = summary.backends_removed,
+        "configuration reloaded"
+    );
+    Ok(summary)
+}
+
+/// Applies a freshly loaded configuration to the running proxy. Listen
+/// addresses, thread counts and the pool settings of existing backends need
+/// a restart; everything else takes effect for the next connection or
+/// statement.
+pub fn apply(ctx: &Context, cfg: Config) -> Summary {
+    let old = ctx.config.load_full();
+    for (what, before, after) in [
+        ("proxy-address", &old.proxy_address, &cfg.proxy_address),
+        ("admin-address", &old.admin_address, &cfg.admin_address),
+    ] {
+        if before != after {
+            tracing::warn!(
+                option = what,
+                "changed in the configuration; takes effect at restart"
+            );
+        }
+    }
+    let settings = app::settings_from(&cfg);
+    let pool = settings.pool;
+    ctx.settings.store(Arc::new(settings));
+    ctx.users.store(Arc::new(app::users_from(&cfg)));
+    ctx.client_ips.store(Arc::new(cfg.client_ips.clone()));
+
+    let mut summary = Summary::default();
+    let wanted: Vec<(BackendAddr, Role)> = cfg
+        .proxy_backend_addresses
+        .iter()
+        .map(|a| (a.clone(), Role::Primary))
+        .chain(
+            cfg.proxy_read_only_backend_addresses
+                .iter()
+                .map(|a| (a.clone(), Role::Replica)),
+        )
+        .collect();
+    let before = ctx.topology.load_full();
+    ctx.update_topology(|current| {
+        summary = Summary::default();
+        let mut next = Vec::with_capacity(wanted.len());
+        for (addr, role) in &wanted {
+            let same = |b: &&BackendEntry| {
+                BackendAddr::parse(b.addr())
+                    .is_ok_and(|x| x.host.eq_ignore_ascii_case(&addr.host) && x.port == addr.port)
+            };
+            // Existing backends keep their runtime (pools, counters) and the
+            // state the health loop or an operator gave them.
+            let entry = match current.iter().find(same) {
+                Some(b) => {
+                    let mut b = b.clone();
+                    b.role = *role;
+                    b.weight = addr.weight;
+                    b.discovered = false;
+                    b
+                }
+                None => {
+                    summary.backends_added += 1;
+                    let rt = BackendRuntime::new(addr.to_string(), pool);
+                    BackendEntry::new(rt, *role, addr.weight, NEW_BACKEND_STATE)
+                }
+            };
+            next.push(entry);
+        }
+        // Replicas found by discovery are the health loop's, not the file's.
+        for b in current.iter().filter(|b| b.discovered) {
+            if !next.iter().any(|n| n.runtime.id == b.runtime.id) {
+                next.push(b.clone());
+            }
+        }
+        next
+    });
+    let after = ctx.topology.load();
+    summary.backends_removed = before
+        .backends
+        .iter()
+        .filter(|b| after.by_id(b.runtime.id).is_none())
+        .count();
+    ctx.config.store(Arc::new(cfg));
+    summary
+}
+
+/// Reloads on every SIGHUP, for as long as the process runs.
+pub fn spawn_sighup(ctx: Arc<Context>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; use RELOAD CONFIG");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            if let Err(e) = reload(&ctx).await {
+                // ConfigError messages never contain passwords.
+                tracing::warn!(error = %e, "reload failed; the running configuration is unchanged");
+            }
+        }
+    });
+}

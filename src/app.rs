@@ -1,0 +1,127 @@
+//! Wiring: builds the shared context from the configuration and starts the
+//! listeners and background tasks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+use crate::backend::{BackendEntry, BackendRuntime, BackendState, PoolConfig, Role, Topology};
+use crate::config::Config;
+use crate::context::{Context, Settings};
+use crate::protocol::auth::{parse_backend_greeting, ServerIdentity};
+use crate::protocol::packet::PacketReader;
+use crate::{admin, frontend, health};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+pub fn settings_from(cfg: &Config) -> Settings {
+    Settings {
+        pool: PoolConfig {
+            min_idle: cfg.pool_min_idle,
+            max_size: cfg.pool_max_size,
+            connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
+            acquire_timeout: Duration::from_millis(cfg.acquire_timeout_ms),
+        },
+        idle_release: Duration::from_millis(cfg.idle_release_ms),
+        max_client_connections: cfg.max_client_connections,
+        server_version: cfg.server_version.clone(),
+    }
+}
+
+pub fn users_from(cfg: &Config) -> HashMap<String, Arc<str>> {
+    cfg.pwds
+        .iter()
+        .map(|p| (p.user.clone(), Arc::from(p.password.as_str())))
+        .collect()
+}
+
+/// The configured backends, all assumed up until the health loop says
+/// otherwise.
+pub fn topology_from(cfg: &Config, pool: PoolConfig) -> Topology {
+    let mut backends = Vec::new();
+    for (list, role) in [
+        (&cfg.proxy_backend_addresses, Role::Primary),
+        (&cfg.proxy_read_only_backend_addresses, Role::Replica),
+    ] {
+        for addr in list {
+            let rt = BackendRuntime::new(addr.to_string(), pool);
+            backends.push(BackendEntry::new(rt, role, addr.weight, BackendState::Up));
+        }
+    }
+    Topology::new(backends)
+}
+
+pub fn context_from(cfg: &Config, launch_args: Vec<std::ffi::OsString>) -> Arc<Context> {
+    let settings = settings_from(cfg);
+    let topology = topology_from(cfg, settings.pool);
+    Context::new(
+        cfg.clone(),
+        launch_args,
+        settings,
+        topology,
+        users_from(cfg),
+    )
+}
+
+/// Reads the primary's greeting (no login) so clients see its version and
+/// capabilities.
+pub async fn learn_identity(ctx: &Context) -> Option<ServerIdentity> {
+    let primary = ctx.topology.load().primary()?.runtime.clone();
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(&primary.addr).await.ok()?;
+        let (payload, _) = PacketReader::new().read_payload(&mut s).await.ok()?;
+        parse_backend_greeting(&payload).ok()
+    };
+    let greeting = tokio::time::timeout(Duration::from_secs(3), fut)
+        .await
+        .ok()??;
+    let version = ctx.settings.load().server_version.clone();
+    Some(ServerIdentity::from_backend(&greeting, version.as_deref()))
+}
+
+/// Keeps trying to learn the primary's identity until it succeeds.
+async fn identity_task(ctx: Arc<Context>) {
+    loop {
+        if let Some(id) = learn_identity(&ctx).await {
+            tracing::info!(version = %id.version, "serving clients as the primary's version");
+            ctx.identity.store(Arc::new(id));
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// Starts everything and runs until the process is stopped.
+pub async fn run(cfg: Config, launch_args: Vec<std::ffi::OsString>) -> Result<(), StartError> {
+    let ctx = context_from(&cfg, launch_args);
+    if let Some(id) = learn_identity(&ctx).await {
+        ctx.identity.store(Arc::new(id));
+    } else {
+        tracing::warn!("primary not reachable at start; will keep trying");
+        tokio::spawn(identity_task(ctx.clone()));
+    }
+    let proxy = bind(&cfg.proxy_address).await?;
+    let admin_listener = bind(&cfg.admin_address).await?;
+    health::spawn(ctx.clone());
+    tokio::spawn(admin::serve(admin_listener, ctx.clone()));
+    tracing::info!(proxy = %cfg.proxy_address, admin = %cfg.admin_address, "listening");
+    frontend::serve(proxy, ctx).await;
+    Ok(())
+}

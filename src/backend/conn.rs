@@ -1,0 +1,233 @@
+//! One raw protocol connection to a backend server: connect and
+//! authenticate, then carry forwarded commands. It remembers the session
+//! state it has been brought to, so replay only sends differences.
+
+use bytes::{Buf, BytesMut};
+use std::io;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::protocol::auth::{self, BackendGreeting};
+use crate::protocol::packet::{join_payload, put_packet, PacketReader};
+use crate::protocol::reply::{parse_err, MyError};
+use crate::protocol::{cmd, Expect, ResponseScanner, ScanState};
+
+/// How to log in to a backend on behalf of a client.
+#[derive(Clone)]
+pub struct ConnectParams<'a> {
+    pub addr: &'a str,
+    pub user: &'a str,
+    pub password: &'a str,
+    pub database: Option<&'a str>,
+    pub client_capabilities: u32,
+    pub collation: u8,
+    pub timeout: Duration,
+}
+
+pub struct BackendConn {
+    pub stream: TcpStream,
+    pub reader: PacketReader,
+    /// Capabilities negotiated with the server.
+    pub capabilities: u32,
+    /// The server's thread id for this connection (for KILL).
+    pub thread_id: u32,
+    /// Session state applied on this connection.
+    pub schema: Option<String>,
+    pub vars: Vec<(String, String)>,
+    pub vars_hash: u64,
+    /// LAST_INSERT_ID() on this connection, as seen in OK packets.
+    pub last_insert_id: u64,
+    pub last_used: Instant,
+}
+
+impl BackendConn {
+    pub fn deprecate_eof(&self) -> bool {
+        self.capabilities & auth::CLIENT_DEPRECATE_EOF != 0
+    }
+
+    /// Connects and authenticates. Server errors (wrong password, unknown
+    /// database) come back as the server's own `MyError`.
+    pub async fn connect(p: &ConnectParams<'_>) -> Result<Self, MyError> {
+        match tokio::time::timeout(p.timeout, Self::connect_inner(p)).await {
+            Ok(r) => r,
+            Err(_) => Err(MyError::backend_unreachable(p.addr, "connect timeout")),
+        }
+    }
+
+    async fn connect_inner(p: &ConnectParams<'_>) -> Result<Self, MyError> {
+        let unreachable = |e: io::Error| MyError::backend_unreachable(p.addr, &e.to_string());
+        let mut stream = TcpStream::connect(p.addr).await.map_err(unreachable)?;
+        stream.set_nodelay(true).map_err(unreachable)?;
+        let mut reader = PacketReader::new();
+        let (payload, _) = reader
+            .read_payload(&mut stream)
+            .await
+            .map_err(unreachable)?;
+        let greeting = auth::parse_backend_greeting(&payload)?;
+        let caps = auth::backend_capabilities(
+            p.client_capabilities,
+            greeting.capabilities,
+            p.database.is_some(),
+        );
+        let login =
+            auth::backend_login(&greeting, caps, p.collation, p.user, p.password, p.database)?;
+        let mut out = BytesMut::with_capacity(login.len() + 4);
+        put_packet(&mut out, 1, &login);
+        stream.write_all(&out).await.map_err(unreachable)?;
+        authenticate(&mut stream, &mut reader, &greeting, p).await?;
+        Ok(Self {
+            stream,
+            reader,
+            capabilities: caps,
+            thread_id: greeting.connection_id,
+            schema: p.database.map(str::to_string),
+            vars: Vec::new(),
+            vars_hash: 0,
+            last_insert_id: 0,
+            last_used: Instant::now(),
+        })
+    }
+
+    /// True if the server closed this idle connection (wait_timeout,
+    /// restart) or sent something unexpected, without blocking.
+    pub fn is_stale(&mut self) -> bool {
+        if !self.reader.buf.is_empty() {
+            return true;
+        }
+        let mut probe = [0u8; 1];
+        match self.stream.try_read(&mut probe) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            _ => true,
+        }
+    }
+
+    /// Runs one statement of Gantry's own (state replay) and discards any
+    /// result. `Ok(Err(e))` is the server's error for it.
+    pub async fn run(&mut self, command: u8, arg: &[u8]) -> io::Result<Result<(), MyError>> {
+        let mut payload = Vec::with_capacity(arg.len() + 1);
+        payload.push(command);
+        payload.extend_from_slice(arg);
+        let mut out = BytesMut::with_capacity(payload.len() + 4);
+        put_packet(&mut out, 0, &payload);
+        self.stream.write_all(&out).await?;
+        let expect = if command == cmd::QUERY {
+            Expect::Query
+        } else {
+            Expect::Single
+        };
+        let mut sc = ResponseScanner::new(expect, self.deprecate_eof());
+        let mut error = None;
+        loop {
+            let (n, st) = sc
+                .scan(&self.reader.buf)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            if sc.error && error.is_none() {
+                // The ERR packet is the last n bytes' final packet.
+                error = last_packet_payload(&self.reader.buf[..n]).and_then(|p| parse_err(&p));
+            }
+            self.reader.buf.advance(n);
+            match st {
+                ScanState::Done => break,
+                ScanState::LocalInfile => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "unexpected LOCAL INFILE",
+                    ))
+                }
+                ScanState::More => {
+                    if self.stream.read_buf(&mut self.reader.buf).await? == 0 {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                }
+            }
+        }
+        Ok(match error {
+            Some(e) => Err(e),
+            None if sc.error => Err(MyError::new(2027, "HY000", "malformed error from backend")),
+            None => Ok(()),
+        })
+    }
+}
+
+/// The payload of the last complete packet in `buf`.
+fn last_packet_payload(buf: &[u8]) -> Option<Vec<u8>> {
+    let mut pos = 0;
+    let mut last = None;
+    while pos + 4 <= buf.len() {
+        let (len, _) = crate::protocol::packet::header(&buf[pos..]);
+        let end = pos + 4 + len;
+        if end > buf.len() {
+            break;
+        }
+        last = Some(pos..end);
+        pos = end;
+    }
+    last.map(|r| join_payload(&buf[r]).0)
+}
+
+/// Finishes the login exchange after the HandshakeResponse was sent.
+async fn authenticate(
+    stream: &mut TcpStream,
+    reader: &mut PacketReader,
+    greeting: &BackendGreeting,
+    p: &ConnectParams<'_>,
+) -> Result<(), MyError> {
+    let io_err = |e: io::Error| MyError::backend_unreachable(p.addr, &e.to_string());
+    let mut plugin = greeting.auth_plugin.clone();
+    for _ in 0..4 {
+        let (payload, seq) = reader.read_payload(stream).await.map_err(io_err)?;
+        match payload.first() {
+            Some(0x00) => return Ok(()),
+            Some(0xff) => {
+                return Err(parse_err(&payload)
+                    .unwrap_or_else(|| MyError::new(1045, "28000", "backend refused login")))
+            }
+            Some(0xfe) => {
+                // Auth switch: plugin name, NUL, new nonce.
+                let body = &payload[1..];
+                let nul = body.iter().position(|b| *b == 0).unwrap_or(body.len());
+                plugin = String::from_utf8_lossy(&body[..nul]).into_owned();
+                let mut nonce = body.get(nul + 1..).unwrap_or(&[]).to_vec();
+                if nonce.last() == Some(&0) {
+                    nonce.pop();
+                }
+                let resp = auth::scramble_for(&plugin, &nonce, p.password).ok_or_else(|| {
+                    MyError::new(
+                        1251,
+                        "08004",
+                        format!(
+                            "backend {} asked for unsupported auth plugin {plugin}",
+                            p.addr
+                        ),
+                    )
+                })?;
+                let mut out = BytesMut::new();
+                put_packet(&mut out, seq.wrapping_add(1), &resp);
+                stream.write_all(&out).await.map_err(io_err)?;
+            }
+            Some(0x01) if plugin == auth::CACHING_SHA2 => match payload.get(1) {
+                Some(3) => continue, // fast auth succeeded; OK follows
+                _ => {
+                    return Err(MyError::new(
+                        1251,
+                        "08004",
+                        format!(
+                        "backend {} needs caching_sha2_password full authentication (TLS or RSA), \
+                             which Gantry does not do; use mysql_native_password for this user",
+                        p.addr
+                    ),
+                    ))
+                }
+            },
+            _ => {
+                return Err(MyError::new(
+                    2027,
+                    "HY000",
+                    "unexpected packet during backend login",
+                ))
+            }
+        }
+    }
+    Err(MyError::new(2027, "HY000", "backend login did not finish"))
+}

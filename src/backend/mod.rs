@@ -1,0 +1,10 @@
+//! Backends: raw protocol connections, per-backend pools and the immutable
+//! topology snapshot the data path reads through `arc-swap`.
+
+pub mod conn;
+pub mod pool;
+pub mod topology;
+
+pub use conn::{BackendConn, ConnectParams};
+pub use pool::{Pool, PoolConfig, PoolKey};
+pub use topology::{BackendEntry, BackendRuntime, BackendState, Role, Topology};

@@ -1,0 +1,186 @@
+//! A pool of backend connections for one (backend, user, capabilities,
+//! collation). Idle connections sit in a lock-free queue; the number in use
+//! is an atomic counter bounded by the pool size, and only callers that find
+//! the pool full wait on a `Notify`.
+
+use crossbeam_queue::ArrayQueue;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+use super::conn::{BackendConn, ConnectParams};
+use crate::protocol::MyError;
+
+#[derive(Debug, Clone, Copy)]
+pub struct PoolConfig {
+    pub min_idle: usize,
+    pub max_size: usize,
+    pub connect_timeout: Duration,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            min_idle: 0,
+            max_size: 256,
+            connect_timeout: Duration::from_secs(3),
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Connections are interchangeable only with the same login and the same
+/// format-affecting capabilities and initial collation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    pub user: String,
+    pub capabilities: u32,
+    pub collation: u8,
+}
+
+/// Counters shown by the admin port.
+#[derive(Debug, Default)]
+pub struct PoolStats {
+    pub open: AtomicUsize,
+    pub in_use: AtomicUsize,
+    pub waiting: AtomicUsize,
+    pub errors: AtomicU64,
+    pub created: AtomicU64,
+}
+
+pub struct Pool {
+    pub key: PoolKey,
+    pub addr: String,
+    cfg: PoolConfig,
+    idle: ArrayQueue<BackendConn>,
+    released: Notify,
+    closed: AtomicBool,
+    pub stats: PoolStats,
+}
+
+/// Idle connections older than this are probed before reuse.
+const PROBE_AFTER: Duration = Duration::from_millis(500);
+
+impl Pool {
+    pub fn new(key: PoolKey, addr: String, cfg: PoolConfig) -> Self {
+        Self {
+            key,
+            addr,
+            idle: ArrayQueue::new(cfg.max_size.max(1)),
+            cfg,
+            released: Notify::new(),
+            closed: AtomicBool::new(false),
+            stats: PoolStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> PoolConfig {
+        self.cfg
+    }
+
+    /// Takes a connection, connecting a new one if none is idle; waits up to
+    /// the acquire timeout when the pool is at its size limit.
+    pub async fn acquire(
+        &self,
+        password: &str,
+        database: Option<&str>,
+    ) -> Result<BackendConn, MyError> {
+        self.reserve_slot().await?;
+        while let Some(mut conn) = self.idle.pop() {
+            if conn.last_used.elapsed() < PROBE_AFTER || !conn.is_stale() {
+                return Ok(conn);
+            }
+            self.stats.open.fetch_sub(1, Ordering::Relaxed);
+        }
+        let params = ConnectParams {
+            addr: &self.addr,
+            user: &self.key.user,
+            password,
+            database,
+            client_capabilities: self.key.capabilities,
+            collation: self.key.collation,
+            timeout: self.cfg.connect_timeout,
+        };
+        match BackendConn::connect(&params).await {
+            Ok(conn) => {
+                self.stats.open.fetch_add(1, Ordering::Relaxed);
+                self.stats.created.fetch_add(1, Ordering::Relaxed);
+                Ok(conn)
+            }
+            Err(e) => {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                self.free_slot();
+                Err(e)
+            }
+        }
+    }
+
+    async fn reserve_slot(&self) -> Result<(), MyError> {
+        let deadline = Instant::now() + self.cfg.acquire_timeout;
+        loop {
+            let cur = self.stats.in_use.load(Ordering::Acquire);
+            if cur < self.cfg.max_size {
+                if self
+                    .stats
+                    .in_use
+                    .compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Ok(());
+                }
+                continue;
+            }
+            self.stats.waiting.fetch_add(1, Ordering::Relaxed);
+            let waited = tokio::time::timeout_at(deadline.into(), self.released.notified()).await;
+            self.stats.waiting.fetch_sub(1, Ordering::Relaxed);
+            if waited.is_err() {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                return Err(MyError::too_many_connections(&format!(
+                    "pool for {} is full ({} connections in use)",
+                    self.addr, self.cfg.max_size
+                )));
+            }
+        }
+    }
+
+    fn free_slot(&self) {
+        self.stats.in_use.fetch_sub(1, Ordering::AcqRel);
+        if self.stats.waiting.load(Ordering::Relaxed) > 0 {
+            self.released.notify_one();
+        }
+    }
+
+    /// Returns a healthy connection whose session is clean enough to share.
+    pub fn release(&self, mut conn: BackendConn) {
+        conn.last_used = Instant::now();
+        if self.closed.load(Ordering::Relaxed) || self.idle.push(conn).is_err() {
+            self.stats.open.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.free_slot();
+    }
+
+    /// Drops a connection that is broken or carries state it must not share.
+    pub fn discard(&self, conn: BackendConn) {
+        drop(conn);
+        self.stats.open.fetch_sub(1, Ordering::Relaxed);
+        self.free_slot();
+    }
+
+    /// The backend was removed: close idle connections now and the others as
+    /// they come back.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        while self.idle.pop().is_some() {
+            self.stats.open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    pub fn idle_count(&self) -> usize {
+        self.idle.len()
+    }
+}

@@ -1,0 +1,860 @@
+//! Gantry configuration.
+//!
+//! Every option can be given in a TOML file (`gantry --config conf/gantry.toml`)
+//! and on the command line under the same name (`--proxy-address 127.0.0.1:1234`);
+//! the command line overrides the file. Option names follow Atlas where Atlas
+//! has one. List options take a TOML array or a comma-separated string (on the
+//! command line: a comma-separated value, and/or the flag repeated).
+//!
+//! Unknown keys in the file and unknown flags are errors, so typos are never
+//! silently ignored. Every [`ConfigError`] displays as one line naming the
+//! option and the problem. Passwords never appear in `Debug` output or in
+//! error messages.
+//!
+//! See `conf/README.md` for the option table and `conf/gantry.toml` for an
+//! example.
+
+mod addr;
+mod cli;
+mod file;
+mod save;
+#[cfg(test)]
+mod tests;
+
+pub use addr::{
+    client_ip_allowed, client_ip_matches, BackendAddr, UserPassword, DEFAULT_MYSQL_PORT, MAX_WEIGHT,
+};
+pub use save::save_runtime;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// How a value of an option is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A string.
+    Str,
+    /// A string that is a secret: never echoed in errors or `Debug`.
+    Secret,
+    /// An unsigned integer in `min..=max`.
+    Int { min: u64, max: u64 },
+    /// `true` / `false` (a bare `--flag` on the command line means `true`).
+    Bool,
+    /// A TOML array of strings or a comma-separated string.
+    List,
+}
+
+/// One option: its name (TOML key and `--long` flag), kind, documented
+/// default and one-line meaning. The single source for the CLI definition,
+/// unknown-key detection and the drift tests against `conf/`.
+struct OptSpec {
+    key: &'static str,
+    kind: Kind,
+    default: &'static str,
+    help: &'static str,
+}
+
+const fn opt(key: &'static str, kind: Kind, default: &'static str, help: &'static str) -> OptSpec {
+    OptSpec {
+        key,
+        kind,
+        default,
+        help,
+    }
+}
+
+const fn int(min: u64, max: u64) -> Kind {
+    Kind::Int { min, max }
+}
+
+const HOUR_MS: u64 = 3_600_000;
+const DAY_MS: u64 = 86_400_000;
+
+#[rustfmt::skip]
+const OPTIONS: &[OptSpec] = &[
+    opt("proxy-address", Kind::Str, "127.0.0.1:1234", "Address (ip:port) the proxy listens on for MySQL clients"),
+    opt("admin-address", Kind::Str, "127.0.0.1:2345", "Address (ip:port) of the admin interface"),
+    opt("admin-username", Kind::Str, "admin", "User name for the admin interface"),
+    opt("admin-password", Kind::Secret, "(required)", "Password for the admin interface"),
+    opt("proxy-backend-addresses", Kind::List, "(required)", "Primary (read/write) backend, host:port (port 3306 if omitted; IPv6 as [::1]:3306)"),
+    opt("proxy-read-only-backend-addresses", Kind::List, "(none)", "Read-only replicas, host:port[@weight] (weight 1..=1000, default 1)"),
+    opt("pwds", Kind::List, "(required)", "Client accounts user:password (split at the first ':'); Gantry logs in to the backends with them"),
+    opt("client-ips", Kind::List, "(everyone)", "Allowed client IPs, IPv4 prefixes (192.168.1.) or CIDR blocks; empty = everyone"),
+    opt("event-threads", int(1, 1024), "number of CPUs", "Worker threads (1..=1024)"),
+    opt("log-level", Kind::Str, "info", "Log level: trace|debug|info|warn|error"),
+    opt("pool-min-idle", int(0, 100_000), "0", "Idle connections kept open per backend per user"),
+    opt("pool-max-size", int(1, 100_000), "256", "Maximum connections per backend per user"),
+    opt("connect-timeout-ms", int(1, HOUR_MS), "3000", "Timeout for opening a backend connection (ms)"),
+    opt("acquire-timeout-ms", int(1, HOUR_MS), "5000", "How long a client waits for a pooled backend connection (ms)"),
+    opt("idle-release-ms", int(0, DAY_MS), "1000", "How long an idle client keeps its backend connection before it returns to the pool (ms)"),
+    opt("max-client-connections", int(1, 1_000_000), "20000", "Maximum concurrent client connections"),
+    opt("monitor-username", Kind::Str, "first pwds user", "Account used for health checks and replica discovery"),
+    opt("monitor-password", Kind::Secret, "first pwds password", "Password of monitor-username"),
+    opt("health-interval-ms", int(10, HOUR_MS), "1000", "Interval between health probes of each backend (ms)"),
+    opt("probe-timeout-ms", int(1, HOUR_MS), "1000", "Timeout of one health probe (ms)"),
+    opt("down-after-milliseconds", int(0, DAY_MS), "3000", "A backend failing probes for this long is marked down (ms)"),
+    opt("max-replica-lag", int(0, 86_400), "10", "Replicas lagging more than this many seconds get no reads; 0 = unbounded"),
+    opt("auto-discover-replicas", Kind::Bool, "true", "Find replicas of the primary and add them automatically"),
+    opt("auto-failover", Kind::Bool, "false", "Promote a replica when the primary is down"),
+    opt("notification-script", Kind::Str, "(none)", "Program run on topology changes (failover, backend up/down); empty = none"),
+    opt("consistency", Kind::Str, "eventual", "Read consistency: eventual|read-your-writes|global"),
+    opt("causal-read-timeout-ms", int(0, HOUR_MS), "1000", "How long a read waits for a replica to catch up before going to the primary (ms)"),
+    opt("metrics-address", Kind::Str, "(off)", "Prometheus metrics address (ip:port); empty = off"),
+    opt("server-version", Kind::Str, "(none)", "Server version string shown to clients; empty = the primary's version"),
+];
+
+fn spec(key: &str) -> &'static OptSpec {
+    OPTIONS
+        .iter()
+        .find(|o| o.key == key)
+        .unwrap_or_else(|| panic!("config: option {key} is not in OPTIONS"))
+}
+
+/// Every option name (TOML key and `--long` flag), in documentation order.
+pub fn option_names() -> impl Iterator<Item = &'static str> {
+    OPTIONS.iter().map(|o| o.key)
+}
+
+/// Log verbosity (`log-level`). [`LogLevel::as_str`] is a valid `tracing`
+/// filter directive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    #[default]
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub const ALL: [LogLevel; 5] = [
+        LogLevel::Trace,
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Warn,
+        LogLevel::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for LogLevel {
+    type Err = String;
+
+    /// Case-insensitive; the error lists the accepted values.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        LogLevel::ALL
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("{s:?} is not one of trace|debug|info|warn|error"))
+    }
+}
+
+/// Read consistency (`consistency`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Consistency {
+    /// Reads go to any healthy replica within `max-replica-lag`.
+    #[default]
+    Eventual,
+    /// A session's reads see that session's own earlier writes.
+    ReadYourWrites,
+    /// Reads see every write acknowledged before they started.
+    Global,
+}
+
+impl Consistency {
+    pub const ALL: [Consistency; 3] = [
+        Consistency::Eventual,
+        Consistency::ReadYourWrites,
+        Consistency::Global,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consistency::Eventual => "eventual",
+            Consistency::ReadYourWrites => "read-your-writes",
+            Consistency::Global => "global",
+        }
+    }
+}
+
+impl fmt::Display for Consistency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Consistency {
+    type Err = String;
+
+    /// Case-insensitive; the error lists the accepted values.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        Consistency::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("{s:?} is not one of eventual|read-your-writes|global"))
+    }
+}
+
+/// The validated configuration. Field names are the option names in
+/// snake_case; durations are milliseconds unless the name says otherwise.
+/// `Debug` never shows passwords.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The `--config` file, made absolute; `None` when there was none.
+    pub config_path: Option<PathBuf>,
+    /// Client listener, a socket address `ip:port` (validated).
+    pub proxy_address: String,
+    /// Admin listener, a socket address `ip:port` (validated).
+    pub admin_address: String,
+    pub admin_username: String,
+    pub admin_password: String,
+    /// Primary (read/write) backends; at least one; weights are always 1.
+    pub proxy_backend_addresses: Vec<BackendAddr>,
+    /// Read-only replicas with their weights (1..=1000).
+    pub proxy_read_only_backend_addresses: Vec<BackendAddr>,
+    /// Client accounts; at least one; user names are unique.
+    pub pwds: Vec<UserPassword>,
+    /// Allowed clients (see [`client_ip_allowed`]); empty = everyone.
+    pub client_ips: Vec<String>,
+    pub event_threads: usize,
+    pub log_level: LogLevel,
+    pub pool_min_idle: usize,
+    pub pool_max_size: usize,
+    pub connect_timeout_ms: u64,
+    pub acquire_timeout_ms: u64,
+    pub idle_release_ms: u64,
+    pub max_client_connections: usize,
+    pub monitor_username: String,
+    pub monitor_password: String,
+    pub health_interval_ms: u64,
+    pub probe_timeout_ms: u64,
+    pub down_after_milliseconds: u64,
+    /// Seconds; 0 = unbounded.
+    pub max_replica_lag: u64,
+    pub auto_discover_replicas: bool,
+    pub auto_failover: bool,
+    pub notification_script: Option<PathBuf>,
+    pub consistency: Consistency,
+    pub causal_read_timeout_ms: u64,
+    /// Prometheus listener `ip:port` (validated); `None` = off.
+    pub metrics_address: Option<String>,
+    /// Version string shown to clients; `None` = the primary's own.
+    pub server_version: Option<String>,
+}
+
+/// Stands in for a secret in `Debug` output.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("config_path", &self.config_path)
+            .field("proxy_address", &self.proxy_address)
+            .field("admin_address", &self.admin_address)
+            .field("admin_username", &self.admin_username)
+            .field("admin_password", &Redacted)
+            .field("proxy_backend_addresses", &self.proxy_backend_addresses)
+            .field(
+                "proxy_read_only_backend_addresses",
+                &self.proxy_read_only_backend_addresses,
+            )
+            .field("pwds", &self.pwds)
+            .field("client_ips", &self.client_ips)
+            .field("event_threads", &self.event_threads)
+            .field("log_level", &self.log_level)
+            .field("pool_min_idle", &self.pool_min_idle)
+            .field("pool_max_size", &self.pool_max_size)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("acquire_timeout_ms", &self.acquire_timeout_ms)
+            .field("idle_release_ms", &self.idle_release_ms)
+            .field("max_client_connections", &self.max_client_connections)
+            .field("monitor_username", &self.monitor_username)
+            .field("monitor_password", &Redacted)
+            .field("health_interval_ms", &self.health_interval_ms)
+            .field("probe_timeout_ms", &self.probe_timeout_ms)
+            .field("down_after_milliseconds", &self.down_after_milliseconds)
+            .field("max_replica_lag", &self.max_replica_lag)
+            .field("auto_discover_replicas", &self.auto_discover_replicas)
+            .field("auto_failover", &self.auto_failover)
+            .field("notification_script", &self.notification_script)
+            .field("consistency", &self.consistency)
+            .field("causal_read_timeout_ms", &self.causal_read_timeout_ms)
+            .field("metrics_address", &self.metrics_address)
+            .field("server_version", &self.server_version)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Every option with its effective value as it would be written in the
+    /// file (lists comma-separated), in documentation order; passwords
+    /// (`admin-password`, `monitor-password`, the password part of `pwds`)
+    /// are replaced by `******`. Meant for the admin interface and logs.
+    pub fn entries(&self) -> Vec<(&'static str, String)> {
+        fn join<T>(items: &[T], f: impl Fn(&T) -> String) -> String {
+            items.iter().map(f).collect::<Vec<_>>().join(",")
+        }
+        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        let secret = "******".to_string();
+        vec![
+            ("proxy-address", self.proxy_address.clone()),
+            ("admin-address", self.admin_address.clone()),
+            ("admin-username", self.admin_username.clone()),
+            ("admin-password", secret.clone()),
+            (
+                "proxy-backend-addresses",
+                join(&self.proxy_backend_addresses, |b| b.to_string()),
+            ),
+            (
+                "proxy-read-only-backend-addresses",
+                join(&self.proxy_read_only_backend_addresses, |b| {
+                    b.to_config_string()
+                }),
+            ),
+            ("pwds", join(&self.pwds, |p| format!("{}:******", p.user))),
+            ("client-ips", self.client_ips.join(",")),
+            ("event-threads", self.event_threads.to_string()),
+            ("log-level", self.log_level.to_string()),
+            ("pool-min-idle", self.pool_min_idle.to_string()),
+            ("pool-max-size", self.pool_max_size.to_string()),
+            ("connect-timeout-ms", self.connect_timeout_ms.to_string()),
+            ("acquire-timeout-ms", self.acquire_timeout_ms.to_string()),
+            ("idle-release-ms", self.idle_release_ms.to_string()),
+            (
+                "max-client-connections",
+                self.max_client_connections.to_string(),
+            ),
+            ("monitor-username", self.monitor_username.clone()),
+            ("monitor-password", secret),
+            ("health-interval-ms", self.health_interval_ms.to_string()),
+            ("probe-timeout-ms", self.probe_timeout_ms.to_string()),
+            (
+                "down-after-milliseconds",
+                self.down_after_milliseconds.to_string(),
+            ),
+            ("max-replica-lag", self.max_replica_lag.to_string()),
+            (
+                "auto-discover-replicas",
+                self.auto_discover_replicas.to_string(),
+            ),
+            ("auto-failover", self.auto_failover.to_string()),
+            (
+                "notification-script",
+                self.notification_script
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
+            ("consistency", self.consistency.to_string()),
+            (
+                "causal-read-timeout-ms",
+                self.causal_read_timeout_ms.to_string(),
+            ),
+            ("metrics-address", opt(&self.metrics_address)),
+            ("server-version", opt(&self.server_version)),
+        ]
+    }
+}
+
+/// A configuration problem. `Display` is one line starting with `config: `
+/// that names the option (or file) and the problem, except for
+/// [`ConfigError::Help`].
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// An option has a bad or missing value, or is unknown.
+    #[error("config: {key}: {msg}")]
+    Invalid { key: String, msg: String },
+    /// The file cannot be read, parsed or written.
+    #[error("config: {}: {msg}", path.display())]
+    File { path: PathBuf, msg: String },
+    /// The command line cannot be parsed (unknown flag, missing value...).
+    #[error("config: {0}")]
+    Cli(String),
+    /// `--help` or `--version` was given: not an error. The text (help or
+    /// version) should be printed to stdout and the process exit with 0.
+    #[error("{0}")]
+    Help(String),
+}
+
+impl ConfigError {
+    fn invalid(key: &str, msg: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.to_string(),
+            msg: msg.into(),
+        }
+    }
+
+    /// The process exit code: 0 for [`ConfigError::Help`], 2 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ConfigError::Help(_) => 0,
+            _ => 2,
+        }
+    }
+
+    /// Prints the help/version text to stdout, or the error to stderr, and
+    /// exits with [`ConfigError::exit_code`]:
+    /// `let cfg = config::load().unwrap_or_else(|e| e.exit());`
+    pub fn exit(&self) -> ! {
+        match self {
+            ConfigError::Help(text) => print!("{text}"),
+            err => eprintln!("{err}"),
+        }
+        std::process::exit(self.exit_code())
+    }
+}
+
+/// Loads the configuration from the process's command line
+/// (`std::env::args_os()`) and the `--config` file it names, if any.
+pub fn load() -> Result<Config, ConfigError> {
+    load_from(std::env::args_os())
+}
+
+/// Like [`load`], with explicit arguments; the first one is the program
+/// name. Calling it again with the same arguments re-reads the file and
+/// re-applies the command-line overrides.
+pub fn load_from<I, T>(args: I) -> Result<Config, ConfigError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let (config_path, cli_layer) = cli::parse(args)?;
+    let mut layer = match &config_path {
+        Some(path) => file::read(path)?,
+        None => Layer::new(),
+    };
+    layer.extend(cli_layer);
+    build(&layer, config_path.as_deref())
+}
+
+/// Loads the configuration from the file alone, ignoring the command line
+/// (for `RELOAD CONFIG`). Options not in the file take their defaults; to
+/// keep command-line overrides, call [`load_from`] with the original
+/// arguments instead.
+pub fn load_file_only(path: &Path) -> Result<Config, ConfigError> {
+    build(&file::read(path)?, Some(path))
+}
+
+/// A raw option value, before validation.
+#[derive(Debug, Clone, PartialEq)]
+enum Raw {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+    List(Vec<String>),
+    /// A TOML value of another type, named for the error message.
+    Other(&'static str),
+}
+
+impl Raw {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Raw::Str(_) => "a string",
+            Raw::Int(_) => "an integer",
+            Raw::Bool(_) => "a boolean",
+            Raw::List(_) => "an array",
+            Raw::Other(t) => t,
+        }
+    }
+}
+
+/// Option values from one source (file or command line), or merged.
+type Layer = BTreeMap<&'static str, Raw>;
+
+fn wrong_type(key: &str, expected: &str, raw: &Raw) -> ConfigError {
+    ConfigError::invalid(
+        key,
+        format!("expected {expected}, found {}", raw.type_name()),
+    )
+}
+
+/// Typed access to a merged layer, with the option's validation.
+struct Values<'a>(&'a Layer);
+
+impl Values<'_> {
+    fn raw(&self, key: &'static str) -> Option<&Raw> {
+        debug_assert!(OPTIONS.iter().any(|o| o.key == key), "unknown key {key}");
+        self.0.get(key)
+    }
+
+    /// A string option; an empty (all-blank) value counts as unset.
+    fn string(&self, key: &'static str) -> Result<Option<String>, ConfigError> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(Raw::Str(s)) if s.trim().is_empty() => Ok(None),
+            Some(Raw::Str(s)) => Ok(Some(s.clone())),
+            Some(raw) => Err(wrong_type(key, "a string", raw)),
+        }
+    }
+
+    /// A secret string: taken verbatim (no trimming), never echoed.
+    fn secret(&self, key: &'static str) -> Result<Option<String>, ConfigError> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(Raw::Str(s)) => Ok(Some(s.clone())),
+            Some(raw) => Err(wrong_type(key, "a string", raw)),
+        }
+    }
+
+    fn int(&self, key: &'static str, default: u64) -> Result<u64, ConfigError> {
+        let Kind::Int { min, max } = spec(key).kind else {
+            panic!("config: {key} is not an integer option");
+        };
+        let n = match self.raw(key) {
+            None => return Ok(default),
+            Some(Raw::Int(n)) => *n,
+            Some(Raw::Str(s)) => {
+                let t = s.trim();
+                match t.parse::<i64>() {
+                    Ok(n) => n,
+                    Err(_) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => {
+                        return Err(ConfigError::invalid(
+                            key,
+                            format!("{t} is out of range {min}..={max}"),
+                        ))
+                    }
+                    Err(_) => {
+                        return Err(ConfigError::invalid(
+                            key,
+                            format!("{s:?} is not an integer"),
+                        ))
+                    }
+                }
+            }
+            Some(raw) => return Err(wrong_type(key, "an integer", raw)),
+        };
+        match u64::try_from(n) {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(ConfigError::invalid(
+                key,
+                format!("{n} is out of range {min}..={max}"),
+            )),
+        }
+    }
+
+    fn bool(&self, key: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(Raw::Bool(b)) => Ok(*b),
+            Some(Raw::Str(s)) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "yes" | "on" | "1" => Ok(true),
+                "false" | "no" | "off" | "0" => Ok(false),
+                _ => Err(ConfigError::invalid(
+                    key,
+                    format!("{s:?} is not a boolean (true or false)"),
+                )),
+            },
+            Some(raw) => Err(wrong_type(key, "a boolean", raw)),
+        }
+    }
+
+    /// A list option: an array is taken element by element (verbatim), a
+    /// string is split at commas (pieces trimmed, empty pieces dropped).
+    fn list(&self, key: &'static str) -> Result<Option<Vec<String>>, ConfigError> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(Raw::List(items)) => Ok(Some(items.clone())),
+            Some(Raw::Str(s)) => Ok(Some(split_list(s))),
+            Some(raw) => Err(wrong_type(key, "an array of strings", raw)),
+        }
+    }
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn required(key: &str, what: &str) -> ConfigError {
+    ConfigError::invalid(
+        key,
+        format!("required but not set ({what}; set {key} in the config file or --{key})"),
+    )
+}
+
+/// Validates an `ip:port` listen address (port 1..=65535).
+fn socket_addr(key: &str, s: &str) -> Result<String, ConfigError> {
+    let s = s.trim();
+    match s.parse::<SocketAddr>() {
+        Ok(a) if a.port() != 0 => Ok(s.to_string()),
+        Ok(_) => Err(ConfigError::invalid(
+            key,
+            format!("{s:?} is not ip:port (port out of range)"),
+        )),
+        Err(_) => Err(ConfigError::invalid(key, format!("{s:?} is not ip:port"))),
+    }
+}
+
+/// Parses a backend list; `weighted` allows `@weight` (replicas only).
+fn backend_list(
+    key: &str,
+    items: &[String],
+    weighted: bool,
+) -> Result<Vec<BackendAddr>, ConfigError> {
+    let form = if weighted {
+        "host:port[@weight]"
+    } else {
+        "host:port"
+    };
+    let mut out: Vec<BackendAddr> = Vec::with_capacity(items.len());
+    for item in items {
+        let item = item.trim();
+        let bad = |why: &str| ConfigError::invalid(key, format!("{item:?} is not {form} ({why})"));
+        if !weighted && item.contains('@') {
+            return Err(bad("a weight is only allowed for read-only backends"));
+        }
+        let addr = BackendAddr::parse(item).map_err(|why| bad(&why))?;
+        if out
+            .iter()
+            .any(|a| a.host.eq_ignore_ascii_case(&addr.host) && a.port == addr.port)
+        {
+            return Err(ConfigError::invalid(
+                key,
+                format!("{item:?} is listed twice"),
+            ));
+        }
+        out.push(addr);
+    }
+    Ok(out)
+}
+
+fn pwds_list(key: &str, items: &[String]) -> Result<Vec<UserPassword>, ConfigError> {
+    let mut out: Vec<UserPassword> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        // The message names the entry by position: it must not echo a password.
+        let entry = UserPassword::parse(item).map_err(|why| {
+            ConfigError::invalid(
+                key,
+                format!("entry #{} is not user:password ({why})", i + 1),
+            )
+        })?;
+        if out.iter().any(|p| p.user == entry.user) {
+            return Err(ConfigError::invalid(
+                key,
+                format!("user {:?} is listed twice", entry.user),
+            ));
+        }
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+fn client_ip_list(key: &str, items: &[String]) -> Result<Vec<String>, ConfigError> {
+    items
+        .iter()
+        .map(|item| {
+            let item = item.trim();
+            addr::validate_client_ip(item)
+                .map(|()| item.to_string())
+                .map_err(|why| ConfigError::invalid(key, format!("{item:?} is {why}")))
+        })
+        .collect()
+}
+
+fn default_event_threads() -> u64 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u64)
+        .unwrap_or(1)
+        .clamp(1, 1024)
+}
+
+/// Validates the merged values and builds the [`Config`].
+fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigError> {
+    let v = Values(layer);
+    let listen = |key: &'static str, default: &str| -> Result<String, ConfigError> {
+        socket_addr(key, &v.string(key)?.unwrap_or_else(|| default.to_string()))
+    };
+    let proxy_address = listen("proxy-address", "127.0.0.1:1234")?;
+    let admin_address = listen("admin-address", "127.0.0.1:2345")?;
+    let metrics_address = match v.string("metrics-address")? {
+        Some(s) => Some(socket_addr("metrics-address", &s)?),
+        None => None,
+    };
+    let same = |a: &str, b: &str| a.parse::<SocketAddr>().ok() == b.parse::<SocketAddr>().ok();
+    if same(&admin_address, &proxy_address) {
+        return Err(ConfigError::invalid(
+            "admin-address",
+            format!("{admin_address:?} is the same as proxy-address"),
+        ));
+    }
+    if let Some(m) = &metrics_address {
+        for (other_key, other) in [
+            ("proxy-address", &proxy_address),
+            ("admin-address", &admin_address),
+        ] {
+            if same(m, other) {
+                return Err(ConfigError::invalid(
+                    "metrics-address",
+                    format!("{m:?} is the same as {other_key}"),
+                ));
+            }
+        }
+    }
+
+    let admin_username = v
+        .string("admin-username")?
+        .unwrap_or_else(|| "admin".to_string())
+        .trim()
+        .to_string();
+    let admin_password = match v.secret("admin-password")? {
+        None => return Err(required("admin-password", "the admin interface password")),
+        Some(p) if p.is_empty() => {
+            return Err(ConfigError::invalid("admin-password", "must not be empty"))
+        }
+        Some(p) => p,
+    };
+
+    let key = "proxy-backend-addresses";
+    let rw = v
+        .list(key)?
+        .ok_or_else(|| required(key, "at least one primary host:port"))?;
+    if rw.is_empty() {
+        return Err(ConfigError::invalid(
+            key,
+            "at least one primary host:port is required",
+        ));
+    }
+    let proxy_backend_addresses = backend_list(key, &rw, false)?;
+
+    let key = "proxy-read-only-backend-addresses";
+    let ro = v.list(key)?.unwrap_or_default();
+    let proxy_read_only_backend_addresses = backend_list(key, &ro, true)?;
+
+    let pwds = v
+        .list("pwds")?
+        .ok_or_else(|| required("pwds", "at least one user:password"))?;
+    if pwds.is_empty() {
+        return Err(ConfigError::invalid(
+            "pwds",
+            "at least one user:password is required",
+        ));
+    }
+    let pwds = pwds_list("pwds", &pwds)?;
+
+    let client_ips = client_ip_list("client-ips", &v.list("client-ips")?.unwrap_or_default())?;
+
+    let event_threads = v.int("event-threads", default_event_threads())? as usize;
+    let log_level = match v.string("log-level")? {
+        None => LogLevel::default(),
+        Some(s) => s
+            .parse()
+            .map_err(|e: String| ConfigError::invalid("log-level", e))?,
+    };
+
+    let pool_min_idle = v.int("pool-min-idle", 0)? as usize;
+    let pool_max_size = v.int("pool-max-size", 256)? as usize;
+    if pool_min_idle > pool_max_size {
+        return Err(ConfigError::invalid(
+            "pool-min-idle",
+            format!("{pool_min_idle} is larger than pool-max-size ({pool_max_size})"),
+        ));
+    }
+    let connect_timeout_ms = v.int("connect-timeout-ms", 3000)?;
+    let acquire_timeout_ms = v.int("acquire-timeout-ms", 5000)?;
+    let idle_release_ms = v.int("idle-release-ms", 1000)?;
+    let max_client_connections = v.int("max-client-connections", 20_000)? as usize;
+
+    let monitor_username = v.string("monitor-username")?.map(|u| u.trim().to_string());
+    let monitor_password = v.secret("monitor-password")?;
+    let (monitor_username, monitor_password) = match (monitor_username, monitor_password) {
+        (Some(u), Some(p)) => (u, p),
+        (None, Some(_)) => {
+            return Err(ConfigError::invalid(
+                "monitor-username",
+                "required when monitor-password is set",
+            ))
+        }
+        (Some(u), None) => match pwds.iter().find(|p| p.user == u) {
+            Some(p) => (u, p.password.clone()),
+            None => {
+                return Err(ConfigError::invalid(
+                    "monitor-password",
+                    format!("required because monitor-username {u:?} is not in pwds"),
+                ))
+            }
+        },
+        (None, None) => (pwds[0].user.clone(), pwds[0].password.clone()),
+    };
+
+    let health_interval_ms = v.int("health-interval-ms", 1000)?;
+    let probe_timeout_ms = v.int("probe-timeout-ms", 1000)?;
+    let down_after_milliseconds = v.int("down-after-milliseconds", 3000)?;
+    let max_replica_lag = v.int("max-replica-lag", 10)?;
+    let auto_discover_replicas = v.bool("auto-discover-replicas", true)?;
+    let auto_failover = v.bool("auto-failover", false)?;
+    let notification_script = v.string("notification-script")?.map(PathBuf::from);
+
+    let consistency = match v.string("consistency")? {
+        None => Consistency::default(),
+        Some(s) => s
+            .parse()
+            .map_err(|e: String| ConfigError::invalid("consistency", e))?,
+    };
+    let causal_read_timeout_ms = v.int("causal-read-timeout-ms", 1000)?;
+    let server_version = v.string("server-version")?.map(|s| s.trim().to_string());
+
+    Ok(Config {
+        config_path: config_path
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())),
+        proxy_address,
+        admin_address,
+        admin_username,
+        admin_password,
+        proxy_backend_addresses,
+        proxy_read_only_backend_addresses,
+        pwds,
+        client_ips,
+        event_threads,
+        log_level,
+        pool_min_idle,
+        pool_max_size,
+        connect_timeout_ms,
+        acquire_timeout_ms,
+        idle_release_ms,
+        max_client_connections,
+        monitor_username,
+        monitor_password,
+        health_interval_ms,
+        probe_timeout_ms,
+        down_after_milliseconds,
+        max_replica_lag,
+        auto_discover_replicas,
+        auto_failover,
+        notification_script,
+        consistency,
+        causal_read_timeout_ms,
+        metrics_address,
+        server_version,
+    })
+}

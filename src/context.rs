@@ -1,0 +1,128 @@
+//! State shared by the data path, the admin port and the health loop. Every
+//! field the data path reads per statement is an `arc-swap` snapshot or an
+//! atomic; locks are only taken on connect/disconnect and by the admin port.
+
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backend::{BackendEntry, PoolConfig, Topology};
+use crate::config::Config;
+use crate::frontend::registry::SessionRegistry;
+use crate::protocol::auth::ServerIdentity;
+
+/// Data-path settings, replaced as a whole on RELOAD CONFIG.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub pool: PoolConfig,
+    /// An idle client gives its backend connection back after this long.
+    pub idle_release: Duration,
+    pub max_client_connections: usize,
+    pub server_version: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            pool: PoolConfig::default(),
+            idle_release: Duration::from_millis(1000),
+            max_client_connections: 20_000,
+            server_version: None,
+        }
+    }
+}
+
+/// Proxy-wide counters (per-backend ones live in `BackendRuntime`).
+#[derive(Debug, Default)]
+pub struct GlobalStats {
+    pub connections_total: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub queries: AtomicU64,
+    pub reads_on_replica: AtomicU64,
+    pub reads_on_primary: AtomicU64,
+    pub writes: AtomicU64,
+    pub backend_errors: AtomicU64,
+}
+
+pub struct Context {
+    /// The configuration as last loaded (file + command line).
+    pub config: ArcSwap<Config>,
+    /// The command line Gantry was started with, to re-apply its overrides
+    /// on RELOAD CONFIG.
+    pub launch_args: Vec<OsString>,
+    pub settings: ArcSwap<Settings>,
+    pub topology: ArcSwap<Topology>,
+    /// `pwds`: user → clear password.
+    pub users: ArcSwap<HashMap<String, Arc<str>>>,
+    /// `client-ips` allowlist; empty means everyone.
+    pub client_ips: ArcSwap<Vec<String>>,
+    /// Version and capabilities shown to clients (from the primary).
+    pub identity: ArcSwap<ServerIdentity>,
+    pub sessions: SessionRegistry,
+    pub clients: AtomicUsize,
+    pub stats: GlobalStats,
+    next_connection_id: AtomicU32,
+}
+
+impl Context {
+    pub fn new(
+        config: Config,
+        launch_args: Vec<OsString>,
+        settings: Settings,
+        topology: Topology,
+        users: HashMap<String, Arc<str>>,
+    ) -> Arc<Self> {
+        let identity = ServerIdentity::fallback(settings.server_version.as_deref());
+        let client_ips = config.client_ips.clone();
+        Arc::new(Self {
+            config: ArcSwap::from_pointee(config),
+            launch_args,
+            settings: ArcSwap::from_pointee(settings),
+            topology: ArcSwap::from_pointee(topology),
+            users: ArcSwap::from_pointee(users),
+            client_ips: ArcSwap::from_pointee(client_ips),
+            identity: ArcSwap::from_pointee(identity),
+            sessions: SessionRegistry::default(),
+            clients: AtomicUsize::new(0),
+            stats: GlobalStats::default(),
+            next_connection_id: AtomicU32::new(1),
+        })
+    }
+
+    pub fn next_connection_id(&self) -> u32 {
+        self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn password_of(&self, user: &str) -> Option<Arc<str>> {
+        self.users.load().get(user).cloned()
+    }
+
+    /// `client-ips`: addresses, whole-octet prefixes or CIDR blocks.
+    pub fn client_allowed(&self, ip: IpAddr) -> bool {
+        crate::config::client_ip_allowed(&self.client_ips.load(), ip)
+    }
+
+    /// Publishes a new topology built from the current backends. `edit` may
+    /// run more than once if another writer races (arc-swap's rcu).
+    pub fn update_topology<F>(&self, mut edit: F) -> Arc<Topology>
+    where
+        F: FnMut(&[BackendEntry]) -> Vec<BackendEntry>,
+    {
+        let old = self
+            .topology
+            .rcu(|current| Topology::new(edit(&current.backends)));
+        // Backends no longer listed lose their pools: idle connections close
+        // now, busy ones when their statement finishes.
+        let new = self.topology.load_full();
+        for b in &old.backends {
+            if new.by_id(b.runtime.id).is_none() {
+                b.runtime.close_pools();
+            }
+        }
+        new
+    }
+}

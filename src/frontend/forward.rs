@@ -1,0 +1,123 @@
+//! Streams one command to a backend connection and its response back to the
+//! client, unchanged. Each read from the backend is followed by one write of
+//! every complete-enough byte to the client; nothing is decoded but the
+//! packet headers and terminators (see `ResponseScanner`).
+
+use bytes::Buf;
+use std::io;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::backend::BackendConn;
+use crate::protocol::packet::{header, PacketReader};
+use crate::protocol::{Expect, ResponseScanner, ScanState};
+
+#[derive(Debug)]
+pub enum ForwardError {
+    /// The backend failed or sent garbage. `clean`: the client stream is at a
+    /// packet boundary, so an ERR packet with `next_seq` may still be sent.
+    Backend {
+        error: io::Error,
+        clean: bool,
+        next_seq: u8,
+    },
+    /// The client went away or sent garbage.
+    Client(io::Error),
+}
+
+/// Sequence id of the last physical packet in a complete request.
+pub fn last_seq(request: &[u8]) -> u8 {
+    let mut pos = 0;
+    let mut seq = 0;
+    while pos + 4 <= request.len() {
+        let (len, s) = header(&request[pos..]);
+        seq = s;
+        pos += 4 + len;
+    }
+    seq
+}
+
+/// Sends `request` (complete packets, headers included) and relays the
+/// response. Returns the scanner, which knows the final status flags.
+pub async fn forward(
+    client: &mut TcpStream,
+    client_reader: &mut PacketReader,
+    conn: &mut BackendConn,
+    request: &[u8],
+    expect: Expect,
+) -> Result<ResponseScanner, ForwardError> {
+    let mut sc = ResponseScanner::new(expect, conn.deprecate_eof());
+    sc.last_seq = last_seq(request);
+    let backend_err = |sc: &ResponseScanner, error: io::Error| ForwardError::Backend {
+        error,
+        clean: sc.at_packet_boundary(),
+        next_seq: sc.last_seq.wrapping_add(1),
+    };
+    if let Err(e) = conn.stream.write_all(request).await {
+        return Err(backend_err(&sc, e));
+    }
+    loop {
+        let (n, state) = match sc.scan(&conn.reader.buf) {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(backend_err(
+                    &sc,
+                    io::Error::new(io::ErrorKind::InvalidData, e),
+                ))
+            }
+        };
+        if n > 0 {
+            client
+                .write_all(&conn.reader.buf[..n])
+                .await
+                .map_err(ForwardError::Client)?;
+            conn.reader.buf.advance(n);
+        }
+        match state {
+            ScanState::Done => return Ok(sc),
+            ScanState::LocalInfile => {
+                let seq = relay_local_infile(client, client_reader, conn).await?;
+                sc.resume_after_local_infile(seq);
+            }
+            ScanState::More => {
+                if conn.reader.buf.capacity() - conn.reader.buf.len() < 4096 {
+                    conn.reader.buf.reserve(64 * 1024);
+                }
+                match conn.stream.read_buf(&mut conn.reader.buf).await {
+                    Ok(0) => return Err(backend_err(&sc, io::ErrorKind::UnexpectedEof.into())),
+                    Ok(_) => {}
+                    Err(e) => return Err(backend_err(&sc, e)),
+                }
+            }
+        }
+    }
+}
+
+/// LOCAL INFILE: the client sends the file as packets ending with an empty
+/// one; they go to the backend unchanged. Returns the last sequence id.
+async fn relay_local_infile(
+    client: &mut TcpStream,
+    client_reader: &mut PacketReader,
+    conn: &mut BackendConn,
+) -> Result<u8, ForwardError> {
+    loop {
+        let n = client_reader
+            .fill_packet(client)
+            .await
+            .map_err(ForwardError::Client)?
+            .ok_or_else(|| ForwardError::Client(io::ErrorKind::UnexpectedEof.into()))?;
+        let packet = client_reader.buf.split_to(n);
+        let (len, seq) = header(&packet);
+        conn.stream
+            .write_all(&packet)
+            .await
+            .map_err(|error| ForwardError::Backend {
+                error,
+                clean: false,
+                next_seq: seq.wrapping_add(1),
+            })?;
+        if len == 0 {
+            return Ok(seq);
+        }
+    }
+}

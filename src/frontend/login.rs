@@ -1,0 +1,105 @@
+//! The server side of the connection phase, shared by the data port and the
+//! admin port: greeting, login request, optional auth switch to
+//! mysql_native_password, and the password check.
+
+use bytes::BytesMut;
+use rand::Rng;
+use std::io;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::protocol::auth::{self, ClientLogin, ServerIdentity, CLIENT_PLUGIN_AUTH};
+use crate::protocol::packet::{put_packet, PacketReader};
+use crate::protocol::reply::{err_packet, MyError};
+
+/// A client that proved its password. The caller sends the final OK (or an
+/// ERR, e.g. for an unknown database) with sequence id `next_seq`.
+pub struct Authenticated {
+    pub login: ClientLogin,
+    pub password: Arc<str>,
+    pub next_seq: u8,
+}
+
+/// Random printable nonce, as MySQL servers send.
+pub fn new_nonce() -> [u8; 20] {
+    let mut rng = rand::rng();
+    let mut nonce = [0u8; 20];
+    for b in nonce.iter_mut() {
+        *b = rng.random_range(0x21u8..0x7f);
+    }
+    nonce
+}
+
+pub async fn send_error(stream: &mut TcpStream, seq: u8, err: &MyError) -> io::Result<()> {
+    let mut out = BytesMut::new();
+    err_packet(&mut out, seq, err);
+    stream.write_all(&out).await
+}
+
+/// Runs the connection phase up to (not including) the final OK. Returns
+/// `Ok(None)` when the client was refused (the ERR has been sent).
+pub async fn authenticate<F>(
+    stream: &mut TcpStream,
+    reader: &mut PacketReader,
+    connection_id: u32,
+    identity: &ServerIdentity,
+    peer_host: &str,
+    lookup: F,
+) -> io::Result<Option<Authenticated>>
+where
+    F: Fn(&str) -> Option<Arc<str>>,
+{
+    let nonce = new_nonce();
+    let mut out = BytesMut::with_capacity(128);
+    put_packet(
+        &mut out,
+        0,
+        &auth::server_greeting(identity, connection_id, &nonce),
+    );
+    stream.write_all(&out).await?;
+
+    let (payload, seq) = reader.read_payload(stream).await?;
+    let mut login = match auth::parse_login(&payload) {
+        Ok(l) => l,
+        Err(e) => {
+            send_error(stream, seq.wrapping_add(1), &e).await?;
+            return Ok(None);
+        }
+    };
+    login.capabilities &= identity.capabilities | auth::CLIENT_SSL;
+    let mut seq = seq.wrapping_add(1);
+
+    let wants_other_plugin = login.capabilities & CLIENT_PLUGIN_AUTH != 0
+        && login
+            .auth_plugin
+            .as_deref()
+            .is_some_and(|p| p != auth::NATIVE_PASSWORD);
+    if wants_other_plugin {
+        // e.g. caching_sha2_password (MySQL 8 clients): ask for native.
+        out.clear();
+        put_packet(&mut out, seq, &auth::auth_switch_to_native(&nonce));
+        stream.write_all(&out).await?;
+        let (resp, s) = reader.read_payload(stream).await?;
+        login.auth_response = resp;
+        seq = s.wrapping_add(1);
+    }
+
+    let password = lookup(&login.user);
+    let ok = password
+        .as_deref()
+        .is_some_and(|pw| auth::native_password_matches(&nonce, pw, &login.auth_response));
+    match password {
+        Some(password) if ok => Ok(Some(Authenticated {
+            login,
+            password,
+            next_seq: seq,
+        })),
+        _ => {
+            let err =
+                MyError::access_denied(&login.user, peer_host, !login.auth_response.is_empty());
+            send_error(stream, seq, &err).await?;
+            Ok(None)
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Health events: logged with `tracing`, counted, and handed to the
+//! optional `notification-script` as
+//! `SCRIPT EVENT BACKEND OLD NEW` (reason in `GANTRY_REASON`). The script
+//! runs detached with a time limit so it can never stall the health loop.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// up / lagging / down / unknown transitions.
+    State,
+    /// rw ↔ ro (promotion or demotion followed).
+    Role,
+    /// A different server answers at the backend's address.
+    ServerChanged,
+    /// A replica found through the primary's replica list.
+    Discovered,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 4] = [
+        EventKind::State,
+        EventKind::Role,
+        EventKind::ServerChanged,
+        EventKind::Discovered,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::State => "state",
+            EventKind::Role => "role",
+            EventKind::ServerChanged => "server-changed",
+            EventKind::Discovered => "discovered",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub kind: EventKind,
+    pub backend: String,
+    pub old: String,
+    pub new: String,
+    pub reason: String,
+}
+
+static COUNTS: [AtomicU64; 4] = [
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+];
+
+/// Scripts running at once; beyond this a notification is dropped (and
+/// logged) rather than piling up processes behind a slow script.
+const MAX_SCRIPTS: usize = 8;
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// Events of `kind` since start (for metrics and the admin port).
+pub fn count(kind: EventKind) -> u64 {
+    COUNTS[kind as usize].load(Ordering::Relaxed)
+}
+
+pub fn emit(ev: Event, script: Option<PathBuf>) {
+    COUNTS[ev.kind as usize].fetch_add(1, Ordering::Relaxed);
+    let worse = matches!(ev.new.as_str(), "down" | "lagging") || ev.kind == EventKind::ServerChanged;
+    if worse {
+        tracing::warn!(event = ev.kind.as_str(), backend = %ev.backend, old = %ev.old, new = %ev.new, reason = %ev.reason, "backend health changed");
+    } else {
+        tracing::info!(event = ev.kind.as_str(), backend = %ev.backend, old = %ev.old, new = %ev.new, reason = %ev.reason, "backend health changed");
+    }
+    if let Some(path) = script {
+        notify(path, ev);
+    }
+}
+
+fn notify(path: PathBuf, ev: Event) {
+    if RUNNING.fetch_add(1, Ordering::AcqRel) >= MAX_SCRIPTS {
+        RUNNING.fetch_sub(1, Ordering::AcqRel);
+        tracing::warn!(script = %path.display(), event = ev.kind.as_str(), "notification dropped: too many scripts still running");
+        return;
+    }
+    tokio::spawn(async move {
+        run_script(&path, &ev).await;
+        RUNNING.fetch_sub(1, Ordering::AcqRel);
+    });
+}
+
+async fn run_script(path: &std::path::Path, ev: &Event) {
+    let child = tokio::process::Command::new(path)
+        .args([ev.kind.as_str(), &ev.backend, &ev.old, &ev.new])
+        .env("GANTRY_REASON", &ev.reason)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(script = %path.display(), error = %e, "cannot run notification-script");
+            return;
+        }
+    };
+    match tokio::time::timeout(SCRIPT_TIMEOUT, child.wait()).await {
+        Ok(Ok(status)) if !status.success() => {
+            tracing::warn!(script = %path.display(), %status, "notification-script failed");
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(script = %path.display(), error = %e, "notification-script failed"),
+        // Dropping the child kills it (kill_on_drop).
+        Err(_) => tracing::warn!(script = %path.display(), "notification-script timed out; killed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn script_gets_event_backend_old_new_and_reason() {
+        let dir = std::env::temp_dir().join(format!("gantry-events-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("out");
+        let script = dir.join("notify.sh");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\necho \"$1 $2 $3 $4 $GANTRY_REASON\" > {}.tmp && mv {0}.tmp {0}\n", out.display()),
+        )
+        .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let before = count(EventKind::State);
+        emit(
+            Event {
+                kind: EventKind::State,
+                backend: "127.0.0.1:3307".into(),
+                old: "up".into(),
+                new: "lagging".into(),
+                reason: "SQL thread stopped".into(),
+            },
+            Some(script),
+        );
+        assert!(count(EventKind::State) > before);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(s) = std::fs::read_to_string(&out) {
+                assert_eq!(s.trim(), "state 127.0.0.1:3307 up lagging SQL thread stopped");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "notification-script did not run");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_missing_script_is_logged_not_fatal() {
+        emit(
+            Event {
+                kind: EventKind::Discovered,
+                backend: "h:1".into(),
+                old: "-".into(),
+                new: "unknown".into(),
+                reason: String::new(),
+            },
+            Some(PathBuf::from("/nonexistent/gantry-notify")),
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(count(EventKind::Discovered) >= 1);
+    }
+}

@@ -1,0 +1,300 @@
+//! One health probe of one backend over a kept `mysql_async` connection
+//! with the monitor account.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder, Value};
+use std::time::{Duration, Instant};
+
+use super::discovery::{parse_hosts, ReplicaHost};
+use super::gtid::{Gtid, GtidSet, MariaPos};
+use super::replication::{ReplicaStatus, Row};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("bad backend address {0:?}")]
+    BadAddress(String),
+    #[error("cannot connect: {0}")]
+    Connect(mysql_async::Error),
+    #[error("probe query failed: {0}")]
+    Query(mysql_async::Error),
+    #[error("probe answered without {0}")]
+    Incomplete(&'static str),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    MariaDb,
+    MySql,
+}
+
+/// Which server answers: MySQL's `server_uuid` when there is one (MariaDB
+/// has none), else `server_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub server_id: u32,
+    pub uuid: Option<String>,
+}
+
+impl Identity {
+    pub fn same_server(&self, other: &Identity) -> bool {
+        match (&self.uuid, &other.uuid) {
+            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+            _ => self.server_id == other.server_id,
+        }
+    }
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.uuid {
+            Some(u) => write!(f, "server_id {} ({u})", self.server_id),
+            None => write!(f, "server_id {}", self.server_id),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProbeResult {
+    pub flavor: Flavor,
+    pub read_only: bool,
+    pub identity: Identity,
+    pub gtid: Option<Gtid>,
+    /// `None`: the server is no replica (no status row).
+    pub replication: Option<ReplicaStatus>,
+    /// Its replicas, when asked for and permitted.
+    pub replica_hosts: Option<Vec<ReplicaHost>>,
+}
+
+/// Monitor credentials, read from the config before each probe.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+struct Open {
+    conn: Conn,
+    flavor: Flavor,
+    /// MySQL 8.0.22+: `SHOW REPLICA STATUS` / `SHOW REPLICAS`.
+    modern: bool,
+    since: Instant,
+}
+
+/// Keeps one connection to a backend and reconnects when it breaks.
+pub struct Prober {
+    addr: String,
+    open: Option<Open>,
+    warned_hosts: bool,
+}
+
+impl Prober {
+    pub fn new(addr: String) -> Self {
+        Self {
+            addr,
+            open: None,
+            warned_hosts: false,
+        }
+    }
+
+    /// Forgets the connection (after a timeout or a credentials change).
+    pub fn reset(&mut self) {
+        self.open = None;
+    }
+
+    /// Probes once; a connection older than `max_age` is replaced first, so
+    /// a VIP or DNS name that now points elsewhere is noticed.
+    pub async fn probe(
+        &mut self,
+        creds: &Credentials,
+        want_hosts: bool,
+        max_age: Duration,
+    ) -> Result<ProbeResult, ProbeError> {
+        if self.open.as_ref().is_some_and(|o| o.since.elapsed() >= max_age) {
+            self.open = None;
+        }
+        // Taken out while in use: a failed or abandoned probe leaves none.
+        let mut open = match self.open.take() {
+            Some(o) => o,
+            None => self.connect(creds).await?,
+        };
+        let result = self.run(&mut open, want_hosts).await?;
+        self.open = Some(open);
+        Ok(result)
+    }
+
+    async fn connect(&self, creds: &Credentials) -> Result<Open, ProbeError> {
+        let (host, port) =
+            split_host_port(&self.addr).ok_or_else(|| ProbeError::BadAddress(self.addr.clone()))?;
+        let opts = OptsBuilder::default()
+            .ip_or_hostname(host)
+            .tcp_port(port)
+            .user(Some(creds.user.clone()))
+            .pass(Some(creds.password.clone()))
+            .prefer_socket(false);
+        let mut conn = Conn::new(opts).await.map_err(ProbeError::Connect)?;
+        let row = first_row(&mut conn, "SELECT @@version, @@version_comment").await?;
+        let version = text(&row, 0).unwrap_or_default();
+        let comment = text(&row, 1).unwrap_or_default();
+        let maria = version.to_ascii_lowercase().contains("mariadb")
+            || comment.to_ascii_lowercase().contains("mariadb");
+        let flavor = if maria { Flavor::MariaDb } else { Flavor::MySql };
+        let modern = !maria && version_at_least(&version, (8, 0, 22));
+        Ok(Open {
+            conn,
+            flavor,
+            modern,
+            since: Instant::now(),
+        })
+    }
+
+    async fn run(&mut self, o: &mut Open, want_hosts: bool) -> Result<ProbeResult, ProbeError> {
+        let vars = match o.flavor {
+            Flavor::MariaDb => "SELECT @@read_only, @@server_id, NULL, @@gtid_current_pos",
+            Flavor::MySql => "SELECT @@read_only, @@server_id, @@server_uuid, @@gtid_executed",
+        };
+        let row = first_row(&mut o.conn, vars).await?;
+        let read_only = text(&row, 0).ok_or(ProbeError::Incomplete("@@read_only"))?;
+        let server_id = text(&row, 1)
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or(ProbeError::Incomplete("@@server_id"))?;
+        let uuid = text(&row, 2).filter(|s| !s.is_empty());
+        let gtid = text(&row, 3).map(|s| match o.flavor {
+            Flavor::MariaDb => Gtid::MariaDb(MariaPos::parse(&s)),
+            Flavor::MySql => Gtid::MySql(GtidSet::parse(&s)),
+        });
+        let status_sql = if o.modern { "SHOW REPLICA STATUS" } else { "SHOW SLAVE STATUS" };
+        let replication = rows(&mut o.conn, status_sql)
+            .await?
+            .first()
+            .map(ReplicaStatus::from_row);
+        let replica_hosts = if want_hosts {
+            let sql = if o.modern { "SHOW REPLICAS" } else { "SHOW SLAVE HOSTS" };
+            match rows(&mut o.conn, sql).await {
+                Ok(r) => Some(parse_hosts(&r)),
+                // Usually a missing privilege: discovery is off, probing is not.
+                Err(e) => {
+                    if !self.warned_hosts {
+                        self.warned_hosts = true;
+                        tracing::warn!(backend = %self.addr, error = %e, "cannot list replicas; discovery disabled for this backend");
+                    }
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Ok(ProbeResult {
+            flavor: o.flavor,
+            read_only: read_only.trim() != "0",
+            identity: Identity { server_id, uuid },
+            gtid,
+            replication,
+            replica_hosts,
+        })
+    }
+}
+
+async fn rows(conn: &mut Conn, sql: &str) -> Result<Vec<Row>, ProbeError> {
+    let raw: Vec<mysql_async::Row> = conn.query(sql).await.map_err(ProbeError::Query)?;
+    Ok(raw.into_iter().map(to_named).collect())
+}
+
+async fn first_row(conn: &mut Conn, sql: &str) -> Result<Row, ProbeError> {
+    rows(conn, sql)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(ProbeError::Incomplete("a result row"))
+}
+
+fn to_named(row: mysql_async::Row) -> Row {
+    let names: Vec<String> = row.columns_ref().iter().map(|c| c.name_str().into_owned()).collect();
+    names.into_iter().zip(row.unwrap().into_iter().map(value_text)).collect()
+}
+
+fn value_text(v: Value) -> Option<String> {
+    match v {
+        Value::NULL => None,
+        Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::UInt(u) => Some(u.to_string()),
+        Value::Float(f) => Some(f.to_string()),
+        Value::Double(f) => Some(f.to_string()),
+        other => Some(format!("{other:?}")),
+    }
+}
+
+fn text(row: &Row, i: usize) -> Option<String> {
+    row.get(i).and_then(|(_, v)| v.clone())
+}
+
+/// `host:port`, `[v6]:port`; no port means 3306.
+pub fn split_host_port(addr: &str) -> Option<(String, u16)> {
+    if let Some(rest) = addr.strip_prefix('[') {
+        let (host, tail) = rest.split_once(']')?;
+        let port = match tail.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if tail.is_empty() => 3306,
+            None => return None,
+        };
+        return Some((host.to_string(), port));
+    }
+    match addr.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => Some((h.to_string(), p.parse().ok()?)),
+        Some(_) => None,
+        None => Some((addr.to_string(), 3306)),
+    }
+    .filter(|(h, _)| !h.is_empty())
+}
+
+/// `8.0.35-log` ≥ (8, 0, 22)?
+fn version_at_least(version: &str, want: (u32, u32, u32)) -> bool {
+    let mut nums = version
+        .split(|c: char| !c.is_ascii_digit())
+        .take(3)
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let v = (
+        nums.next().unwrap_or(0),
+        nums.next().unwrap_or(0),
+        nums.next().unwrap_or(0),
+    );
+    v >= want
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_split() {
+        assert_eq!(split_host_port("127.0.0.1:3307"), Some(("127.0.0.1".into(), 3307)));
+        assert_eq!(split_host_port("db.example"), Some(("db.example".into(), 3306)));
+        assert_eq!(split_host_port("[::1]:3308"), Some(("::1".into(), 3308)));
+        assert_eq!(split_host_port("[::1]"), Some(("::1".into(), 3306)));
+        assert_eq!(split_host_port("::1:3306"), None);
+        assert_eq!(split_host_port("h:notaport"), None);
+        assert_eq!(split_host_port(":3306"), None);
+    }
+
+    #[test]
+    fn versions_compare() {
+        assert!(version_at_least("8.0.22", (8, 0, 22)));
+        assert!(version_at_least("8.4.0-commercial", (8, 0, 22)));
+        assert!(!version_at_least("8.0.21-log", (8, 0, 22)));
+        assert!(!version_at_least("5.7.44", (8, 0, 22)));
+        assert!(!version_at_least("", (8, 0, 22)));
+    }
+
+    #[test]
+    fn identities_prefer_uuid() {
+        let a = Identity { server_id: 1, uuid: Some("AB".into()) };
+        let b = Identity { server_id: 1, uuid: Some("cd".into()) };
+        assert!(!a.same_server(&b), "same server_id, different uuid: different servers");
+        assert!(a.same_server(&Identity { server_id: 9, uuid: Some("ab".into()) }));
+        let m = Identity { server_id: 2, uuid: None };
+        assert!(m.same_server(&Identity { server_id: 2, uuid: None }));
+        assert!(!m.same_server(&Identity { server_id: 3, uuid: None }));
+    }
+}

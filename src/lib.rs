@@ -1,0 +1,13 @@
+//! Gantry: a MySQL read/write-splitting proxy. The binary (`main.rs`) is a
+//! thin shell around [`app::run`]; the modules are public for the
+//! integration tests and benchmarks.
+
+pub mod admin;
+pub mod app;
+pub mod backend;
+pub mod config;
+pub mod context;
+pub mod frontend;
+pub mod health;
+pub mod protocol;
+pub mod router;

@@ -1,0 +1,192 @@
+//! Packet framing: 3-byte little-endian length, 1-byte sequence id, payload.
+//! Payloads of 0xFFFFFF bytes continue in the next packet.
+
+use bytes::{BufMut, BytesMut};
+use std::io;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Largest payload of one physical packet; a payload this long continues.
+pub const MAX_PAYLOAD: usize = 0xFF_FFFF;
+/// Refuse client commands larger than this (the server's own limit is
+/// max_allowed_packet; this only bounds Gantry's buffer).
+pub const MAX_COMMAND: usize = 1 << 30;
+
+#[inline]
+pub fn header(buf: &[u8]) -> (usize, u8) {
+    (
+        buf[0] as usize | (buf[1] as usize) << 8 | (buf[2] as usize) << 16,
+        buf[3],
+    )
+}
+
+/// Length in bytes (headers included) of the first complete logical packet
+/// in `buf`, or `None` if more bytes are needed.
+pub fn complete_len(buf: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    loop {
+        if buf.len() < pos + 4 {
+            return None;
+        }
+        let (len, _) = header(&buf[pos..]);
+        pos += 4 + len;
+        if buf.len() < pos {
+            return None;
+        }
+        if len < MAX_PAYLOAD {
+            return Some(pos);
+        }
+    }
+}
+
+/// Appends `payload` framed as packet(s) starting at sequence id `seq`;
+/// returns the next sequence id.
+pub fn put_packet(out: &mut BytesMut, mut seq: u8, payload: &[u8]) -> u8 {
+    let mut rest = payload;
+    loop {
+        let n = rest.len().min(MAX_PAYLOAD);
+        out.reserve(4 + n);
+        out.put_uint_le(n as u64, 3);
+        out.put_u8(seq);
+        out.put_slice(&rest[..n]);
+        seq = seq.wrapping_add(1);
+        rest = &rest[n..];
+        if n < MAX_PAYLOAD {
+            return seq;
+        }
+    }
+}
+
+/// Reads a length-encoded integer; returns the value and its size in bytes.
+pub fn lenenc_int(buf: &[u8]) -> Option<(u64, usize)> {
+    let first = *buf.first()?;
+    let size = match first {
+        0xfc => 3,
+        0xfd => 4,
+        0xfe => 9,
+        0xfb | 0xff => return None,
+        v => return Some((v as u64, 1)),
+    };
+    if buf.len() < size {
+        return None;
+    }
+    let mut v = 0u64;
+    for (i, b) in buf[1..size].iter().enumerate() {
+        v |= (*b as u64) << (8 * i);
+    }
+    Some((v, size))
+}
+
+/// Buffered reader of whole logical packets from one socket half, reusing
+/// its buffer across packets.
+pub struct PacketReader {
+    pub buf: BytesMut,
+}
+
+impl Default for PacketReader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PacketReader {
+    pub fn new() -> Self {
+        Self {
+            buf: BytesMut::with_capacity(16 * 1024),
+        }
+    }
+
+    /// Waits until one complete logical packet is buffered and returns its
+    /// length (headers included). `Ok(None)` on a clean EOF between packets.
+    pub async fn fill_packet<R: AsyncRead + Unpin>(
+        &mut self,
+        src: &mut R,
+    ) -> io::Result<Option<usize>> {
+        loop {
+            if let Some(n) = complete_len(&self.buf) {
+                return Ok(Some(n));
+            }
+            if self.buf.len() > MAX_COMMAND {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "packet larger than 1 GiB",
+                ));
+            }
+            if self.buf.capacity() - self.buf.len() < 4096 {
+                self.buf.reserve(16 * 1024);
+            }
+            if src.read_buf(&mut self.buf).await? == 0 {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    /// Reads one logical packet and returns its payload (continuations
+    /// joined) and the sequence id of its last physical packet.
+    pub async fn read_payload<R: AsyncRead + Unpin>(
+        &mut self,
+        src: &mut R,
+    ) -> io::Result<(Vec<u8>, u8)> {
+        let n = self
+            .fill_packet(src)
+            .await?
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        let raw = self.buf.split_to(n);
+        Ok(join_payload(&raw))
+    }
+}
+
+/// Joins the payloads of a complete logical packet (headers included).
+pub fn join_payload(raw: &[u8]) -> (Vec<u8>, u8) {
+    let mut out = Vec::with_capacity(raw.len().saturating_sub(4));
+    let mut pos = 0;
+    let mut seq = 0;
+    while pos + 4 <= raw.len() {
+        let (len, s) = header(&raw[pos..]);
+        seq = s;
+        let end = (pos + 4 + len).min(raw.len());
+        out.extend_from_slice(&raw[pos + 4..end]);
+        pos = end;
+    }
+    (out, seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_and_joins_large_payloads() {
+        let payload = vec![7u8; MAX_PAYLOAD + 10];
+        let mut out = BytesMut::new();
+        let next = put_packet(&mut out, 3, &payload);
+        assert_eq!(next, 5);
+        assert_eq!(complete_len(&out), Some(out.len()));
+        assert_eq!(complete_len(&out[..out.len() - 1]), None);
+        let (joined, seq) = join_payload(&out);
+        assert_eq!(joined, payload);
+        assert_eq!(seq, 4);
+    }
+
+    #[test]
+    fn exact_max_payload_needs_empty_terminator() {
+        let payload = vec![1u8; MAX_PAYLOAD];
+        let mut out = BytesMut::new();
+        assert_eq!(put_packet(&mut out, 0, &payload), 2);
+        assert_eq!(out.len(), MAX_PAYLOAD + 8);
+        assert_eq!(complete_len(&out[..MAX_PAYLOAD + 4]), None);
+        assert_eq!(complete_len(&out), Some(out.len()));
+    }
+
+    #[test]
+    fn lenenc_values() {
+        assert_eq!(lenenc_int(&[0x05]), Some((5, 1)));
+        assert_eq!(lenenc_int(&[0xfc, 0x01, 0x02]), Some((0x0201, 3)));
+        assert_eq!(lenenc_int(&[0xfd, 1, 0, 1]), Some((0x010001, 4)));
+        assert_eq!(lenenc_int(&[0xfe, 1, 0, 0, 0, 0, 0, 0, 0]), Some((1, 9)));
+        assert_eq!(lenenc_int(&[0xfe, 1]), None);
+        assert_eq!(lenenc_int(&[]), None);
+    }
+}

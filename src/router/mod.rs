@@ -1,0 +1,17 @@
+//! Statement router: decides whether a client statement may run on a
+//! replica or must go to the primary, and parses the session-state
+//! statements (`SET`, `USE`) the proxy replays on backend connections.
+//!
+//! Self-contained on purpose (std + sqlparser only) so it can be tested and
+//! benchmarked apart from the proxy.
+
+mod classify;
+mod lexer;
+mod set;
+mod shape_cache;
+#[cfg(test)]
+mod tests;
+
+pub use classify::{classify, Classification, Hint, Route, StatementKind};
+pub use set::{parse_set, use_schema, SetAssignment, SetScope};
+pub use shape_cache::{clear_shape_cache, shape_cache_stats};

@@ -1,0 +1,112 @@
+//! Harness for Gantry's integration tests: a real MariaDB replication
+//! topology (one primary, two read-only replicas) driven by
+//! `scripts/topology.sh`, and a spawner for the `gantry` binary.
+//!
+//! Every test file does `mod common;` and then, for example:
+//!
+//! ```ignore
+//! let topo = common::shared_topology();          // one per test binary
+//! let proxy = common::Gantry::start(topo, &[]);  // killed on drop
+//! let url = proxy.url("app", "app_pw", "app");   // for mysql_async
+//! ```
+//!
+//! Accounts on every server (from `topology.sh`): `app`/`app_pw` (ALL on
+//! `app.*`, `sbtest.*`, `test.*`), `monitor`/`monitor_pw`, `repl`/`repl_pw`,
+//! `admin`/`admin_pw` (ALL on `*.*`); root without password over the unix
+//! socket, used by [`Server::sql`].
+//!
+//! Failures panic with the script's or the proxy's output: a missing
+//! MariaDB is a failing test, never a skipped one.
+#![allow(dead_code, unused_imports)]
+
+mod gantry;
+mod topology;
+
+pub use gantry::Gantry;
+pub use topology::{shared_topology, Server, Topology};
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A loopback TCP port that was free a moment ago. Ports are never handed
+/// out twice within one test process, so tests running in parallel threads
+/// do not collide with each other.
+pub fn free_port() -> u16 {
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap_or_else(|e| panic!("free_port: cannot bind 127.0.0.1:0: {e}"))
+            .port();
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
+    panic!("free_port: no unused port found");
+}
+
+/// A name unique within this test process (and across concurrently running
+/// test processes), usable as a database or table name: `prefix_<pid>_<n>`.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{}_{}", std::process::id(), next_id())
+}
+
+/// Polls `cond` every 50 ms until it returns true; panics with `what` after
+/// `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn next_id() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A fresh, empty directory under the system temp dir, unique per process
+/// and call: `<tmp>/<prefix>-<pid>-<n>`.
+fn fresh_temp_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}-{}", std::process::id(), next_id()));
+    // A leftover from an earlier process with the same pid is stale.
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create temp dir {}: {e}", dir.display()));
+    dir
+}
+
+/// Percent-encodes a URL user-info component.
+fn url_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `mysql://user:pw@127.0.0.1:port/db`, the URL form mysql_async parses.
+/// prefer_socket=false: otherwise mysql_async asks the server for its unix
+/// socket and reconnects there, bypassing Gantry.
+fn mysql_url(user: &str, pw: &str, port: u16, db: &str) -> String {
+    format!(
+        "mysql://{}:{}@127.0.0.1:{port}/{db}?prefer_socket=false",
+        url_escape(user),
+        url_escape(pw)
+    )
+}
