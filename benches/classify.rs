@@ -7,6 +7,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gantry::router::{classify, parse_set};
 use std::hint::black_box;
+use std::time::Duration;
 
 /// One sysbench oltp_read_write transaction, connector chatter and ORM reads.
 const MIX: &[&str] = &[
@@ -71,6 +72,9 @@ fn mix(c: &mut Criterion) {
 
 fn each(c: &mut Criterion) {
     let mut g = c.benchmark_group("classify_each");
+    // 39 statements: keep each short so the whole run stays in minutes.
+    g.warm_up_time(Duration::from_millis(300));
+    g.measurement_time(Duration::from_secs(1));
     for (i, q) in MIX.iter().enumerate() {
         let label = format!("{i:02}_{}", &q[..q.len().min(24)]);
         g.bench_with_input(BenchmarkId::from_parameter(label), q, |b, q| {

@@ -43,8 +43,8 @@ pub fn users_from(cfg: &Config) -> HashMap<String, Arc<str>> {
         .collect()
 }
 
-/// The configured backends, all assumed up until the health loop says
-/// otherwise.
+/// The configured backends, `unknown` until the health loop's first probe
+/// decides (reads go to the primary meanwhile).
 pub fn topology_from(cfg: &Config, pool: PoolConfig) -> Topology {
     let mut backends = Vec::new();
     for (list, role) in [
@@ -53,7 +53,7 @@ pub fn topology_from(cfg: &Config, pool: PoolConfig) -> Topology {
     ] {
         for addr in list {
             let rt = BackendRuntime::new(addr.to_string(), pool);
-            backends.push(BackendEntry::new(rt, role, addr.weight, BackendState::Up));
+            backends.push(BackendEntry::new(rt, role, addr.weight, BackendState::Unknown));
         }
     }
     Topology::new(backends)
@@ -121,6 +121,8 @@ pub async fn run(cfg: Config, launch_args: Vec<std::ffi::OsString>) -> Result<()
     let admin_listener = bind(&cfg.admin_address).await?;
     health::spawn(ctx.clone());
     tokio::spawn(admin::serve(admin_listener, ctx.clone()));
+    // Bounded by the probe timeout: replicas are judged before clients come.
+    health::first_round(&ctx).await;
     tracing::info!(proxy = %cfg.proxy_address, admin = %cfg.admin_address, "listening");
     frontend::serve(proxy, ctx).await;
     Ok(())

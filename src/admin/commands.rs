@@ -15,11 +15,10 @@ use crate::protocol::MyError;
 
 use super::resultset::ResultSet;
 
-/// State given to a backend that is added or set online. The health loop
-/// (src/health) is still a stub, and the data path reads only from `Up`
-/// replicas, so new backends start `Up`. Once the health loop probes every
-/// backend, switch this to `Unknown` so it decides.
-pub const NEW_BACKEND_STATE: BackendState = BackendState::Up;
+/// State given to a backend that is added or set online: the health loop
+/// probes it and decides (`up`, `lagging`, `down`); until then the data
+/// path sends it nothing.
+pub const NEW_BACKEND_STATE: BackendState = BackendState::Unknown;
 
 /// What a successful command sends back.
 #[derive(Debug)]

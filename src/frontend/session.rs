@@ -495,6 +495,11 @@ impl Session {
                 "No primary backend is available",
             ));
         };
+        // The health loop saw read_only=1 (failover in progress): refuse
+        // rather than send; the next probe clears the flag.
+        if target != Target::Replica && entry.read_only {
+            return Err(MyError::primary_read_only(entry.addr()));
+        }
         if self
             .held
             .as_ref()

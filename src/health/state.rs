@@ -134,13 +134,13 @@ fn replica_verdict(was_up: bool, view: &ReplicaView<'_>, limits: &Limits) -> Ver
     }
     let max = limits.max_lag as f64;
     let detail = || describe(sbm, view.gtid);
+    if lag > max {
+        return lagging(
+            format!("lag {lag:.1}s > max-replica-lag {}s ({})", limits.max_lag, detail()),
+            Some(lag_s),
+        );
+    }
     if was_up {
-        if lag > max {
-            return lagging(
-                format!("lag {lag:.1}s > max-replica-lag {}s ({})", limits.max_lag, detail()),
-                Some(lag_s),
-            );
-        }
         return up(lag_s);
     }
     // Rejoining: well inside the bound, or nothing missing by GTID.
@@ -267,6 +267,8 @@ mod tests {
         let v = t.observe(now, &replica(&at(9), gtid(9_000, 3)), &LIMITS);
         assert_eq!(v.state, BackendState::Lagging);
         assert!(v.reason.starts_with("catching up"), "{}", v.reason);
+        let v = t.observe(now, &replica(&at(12), None), &LIMITS);
+        assert!(v.reason.starts_with("lag 12.0s > max-replica-lag 10s"), "{}", v.reason);
         assert_eq!(t.observe(now, &replica(&at(6), gtid(6_000, 1)), &LIMITS).state, BackendState::Lagging);
         assert_eq!(t.observe(now, &replica(&at(5), gtid(4_000, 1)), &LIMITS).state, BackendState::Up);
     }

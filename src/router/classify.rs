@@ -5,8 +5,9 @@
 //! and every primary-forcing feature; sqlparser decides only what the lexer
 //! cannot (a leading `WITH`, unknown statements), cached by statement shape.
 
-use super::lexer::{kind_of, Kw, Lexer, Tok};
-use super::shape_cache::{self, Verdict};
+use super::keywords::{kind_of, Kw};
+use super::lexer::{Lexer, T};
+use super::shape_cache::{self, Shape, ShapeHasher, Verdict};
 use sqlparser::ast::{Query, SetExpr, Statement};
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::Parser;
@@ -101,6 +102,8 @@ struct Scan {
     multi_top: bool,
     broken: bool,
     hint: Option<Hint>,
+    /// Shape hash, computed in the same pass when the leader needs sqlparser.
+    shape: Option<Shape>,
 }
 
 const HEAD: usize = 12;
@@ -128,7 +131,10 @@ fn scan(sql: &[u8]) -> Scan {
         multi_top: false,
         broken: false,
         hint: None,
+        shape: None,
     };
+    let mut hasher: Option<ShapeHasher> = None;
+    let mut lead_parens = 0;
     let mut lx = Lexer::new(sql);
     // Look-back window, newest first.
     let (mut p1, mut p2, mut p3) = (Kw::Punct, Kw::Punct, Kw::Punct);
@@ -141,8 +147,11 @@ fn scan(sql: &[u8]) -> Scan {
     let mut pending_end = false;
     let mut parens: i32 = 0;
     while let Some(t) = lx.next_token() {
-        let k = kind_of(&t.tok);
+        let k = kind_of(sql, &t);
         if k == Kw::Semi {
+            if let Some(h) = hasher.as_mut() {
+                h.token(sql, &t);
+            }
             if pending_end {
                 block -= 1;
             }
@@ -156,9 +165,20 @@ fn scan(sql: &[u8]) -> Scan {
         s.multi_any |= semi_any;
         s.multi_top |= semi_top;
         if leading && k == Kw::LParen {
+            lead_parens += 1;
             continue;
         }
+        if leading && needs_shape(k) {
+            let mut h = ShapeHasher::new();
+            for _ in 0..lead_parens {
+                h.punct(b'(');
+            }
+            hasher = Some(h);
+        }
         leading = false;
+        if let Some(h) = hasher.as_mut() {
+            h.token(&t.tok);
+        }
         if head_open && s.head_len < HEAD {
             s.head[s.head_len] = k;
             s.head_len += 1;
@@ -201,14 +221,21 @@ fn scan(sql: &[u8]) -> Scan {
                         .any(|v| name.eq_ignore_ascii_case(v));
                 }
             }
-            Kw::Punct if t.tok == Tok::Assign => s.assign = true,
+            Kw::Punct if t.t == T::Assign => s.assign = true,
             _ => {}
         }
         (p3, p2, p1) = (p2, p1, k);
     }
     s.broken = lx.broken;
     s.hint = lx.hint;
+    s.shape = hasher.map(|h| h.finish(lx.broken));
     s
+}
+
+/// Leaders that may reach the slow path: hash their shape while scanning.
+fn needs_shape(first: Kw) -> bool {
+    matches!(first, Kw::Explain | Kw::Desc | Kw::Describe)
+        || matches!(leader(&[first]).1, Base::Slow(_))
 }
 
 /// How the leading keyword settles the route.
@@ -229,9 +256,22 @@ fn leader(h: &[Kw]) -> (StatementKind, Base) {
         Kw::Select | Kw::Table => (K::Read, Base::Read),
         Kw::With => (K::Read, Base::Slow(true)),
         Kw::Explain | Kw::Desc | Kw::Describe => match explain_target(h) {
-            Kw::Select | Kw::Table | Kw::LParen | Kw::Ident => (K::Show, Base::Read),
             Kw::With => (K::Show, Base::Slow(true)),
-            _ => (K::Show, Base::Primary),
+            // EXPLAIN of a write, EXPLAIN FOR CONNECTION, INTO @v, oddities.
+            Kw::Insert
+            | Kw::Update
+            | Kw::Delete
+            | Kw::Replace
+            | Kw::For
+            | Kw::Into
+            | Kw::Values => (K::Show, Base::Primary),
+            Kw::Num | Kw::Str | Kw::Var | Kw::RParen | Kw::Eq | Kw::Comma | Kw::Semi | Kw::Dot => {
+                (K::Show, Base::Primary)
+            }
+            Kw::Punct => (K::Show, Base::Primary),
+            // SELECT, TABLE, `(`, or a table name (even one spelled like a
+            // keyword: `DESCRIBE event`).
+            _ => (K::Show, Base::Read),
         },
         Kw::Show | Kw::Help => (K::Show, Base::Read),
         Kw::Insert | Kw::Update | Kw::Delete | Kw::Replace => (K::Write, Base::Primary),
@@ -344,7 +384,7 @@ pub fn classify(sql: &[u8]) -> Classification {
     let (read, soft) = match base {
         Base::Read => (true, false),
         Base::Primary => (false, false),
-        Base::Slow(trust_read) => match slow_verdict(sql) {
+        Base::Slow(trust_read) => match slow_verdict(sql, s.shape) {
             Verdict::Read if trust_read && !s.dml_top => (true, false),
             Verdict::Read => (false, false),
             Verdict::Kind(k) => {
@@ -390,8 +430,10 @@ pub fn classify(sql: &[u8]) -> Classification {
 }
 
 /// sqlparser's verdict for this statement's shape, cached per thread.
-fn slow_verdict(sql: &[u8]) -> Verdict {
-    let shape = shape_cache::shape(sql);
+fn slow_verdict(sql: &[u8], shape: Option<Shape>) -> Verdict {
+    let Some(shape) = shape else {
+        return parse_verdict(sql); // not reached: scan hashes every slow leader
+    };
     if let Some(v) = shape_cache::get(shape) {
         return v;
     }

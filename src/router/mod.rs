@@ -6,6 +6,7 @@
 //! benchmarked apart from the proxy.
 
 mod classify;
+mod keywords;
 mod lexer;
 mod set;
 mod shape_cache;

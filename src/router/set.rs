@@ -6,7 +6,8 @@
 //! (`SET CHARACTER SET x`, `SET @a := 1`). The shared lexer gives exact
 //! byte ranges, skips comments and honours executable comments.
 
-use super::lexer::{is_word_byte, keyword, kind_of, Kw, Lexer, Tok, Token};
+use super::keywords::{keyword, kind_of, Kw};
+use super::lexer::{is_word_byte, Lexer, Tok, Token};
 
 /// What a `SET` item changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -8,7 +8,9 @@
 //! The hash is seeded per thread so crafted collisions cannot be planned.
 
 use super::classify::StatementKind;
-use super::lexer::{Lexer, Tok};
+#[cfg(test)]
+use super::lexer::Lexer;
+use super::lexer::{Token, T};
 use std::cell::{Cell, RefCell};
 use std::hash::BuildHasher;
 
@@ -54,15 +56,18 @@ impl Mix {
         self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
 
-    /// Case-folded bytes, eight at a time.
+    /// Bytes eight at a time, case folded by setting bit 5 (it also merges
+    /// a few non-letters; harmless, the verdict never depends on names).
     fn bytes(&mut self, b: &[u8]) {
-        for chunk in b.chunks(8) {
+        let mut chunks = b.chunks_exact(8);
+        for c in &mut chunks {
             let mut w = [0u8; 8];
-            for (d, s) in w.iter_mut().zip(chunk) {
-                *d = s.to_ascii_lowercase();
-            }
-            self.add(u64::from_le_bytes(w));
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w) | 0x2020_2020_2020_2020);
         }
+        let mut w = [0u8; 8];
+        w[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.add(u64::from_le_bytes(w) | 0x2020_2020_2020_2020);
         self.add(b.len() as u64);
     }
 
@@ -77,42 +82,73 @@ impl Mix {
     }
 }
 
-/// The shape of a statement: its tokens with literals replaced by a
+/// Accumulates a statement's shape token by token, so the classifier can
+/// hash during its own lexer pass: its tokens with literals replaced by a
 /// placeholder, comments and whitespace gone, words case-folded.
-pub(crate) fn shape(sql: &[u8]) -> Shape {
-    let mut m = Mix(SEED.with(|s| *s));
-    let mut lx = Lexer::new(sql);
-    let mut tokens: u32 = 0;
-    let mut text: u32 = 0;
-    while let Some(t) = lx.next_token() {
-        tokens = tokens.wrapping_add(1);
-        match t.tok {
-            Tok::Word(w) | Tok::Quoted(w) => {
-                m.add(1);
-                m.bytes(w);
-                text = text.wrapping_add(w.len() as u32);
-            }
-            Tok::Num => m.add(2),
-            Tok::Str(_) => m.add(3),
-            Tok::UserVar(v) => {
-                m.add(4);
-                m.bytes(v);
-            }
-            Tok::SysVar(scope, name) => {
-                m.add(5);
-                m.bytes(scope);
-                m.bytes(name);
-            }
-            Tok::Assign => m.add(6),
-            Tok::Punct(b) => m.add(0x100 | b as u64),
+pub(crate) struct ShapeHasher {
+    mix: Mix,
+    tokens: u32,
+    text: u32,
+}
+
+impl ShapeHasher {
+    pub fn new() -> Self {
+        ShapeHasher {
+            mix: Mix(SEED.with(|s| *s)),
+            tokens: 0,
+            text: 0,
         }
     }
-    // A broken tail (unterminated string/comment) is part of the shape.
-    m.add(lx.broken as u64);
-    Shape {
-        hash: m.finish(),
-        check: tokens.rotate_left(16) ^ text,
+
+    pub fn token(&mut self, src: &[u8], tok: &Token) {
+        let m = &mut self.mix;
+        self.tokens = self.tokens.wrapping_add(1);
+        match tok.t {
+            T::Word | T::Quoted => {
+                let w = tok.inner(src);
+                m.add(1);
+                m.bytes(w);
+                self.text = self.text.wrapping_add(w.len() as u32);
+            }
+            T::Num => m.add(2),
+            T::Str => m.add(3),
+            T::UserVar => {
+                m.add(4);
+                m.bytes(tok.inner(src));
+            }
+            T::SysVar => {
+                m.add(5);
+                m.bytes(tok.scope(src));
+                m.bytes(tok.inner(src));
+            }
+            T::Assign => m.add(6),
+            T::Punct(b) => self.punct(b),
+        }
     }
+
+    pub fn punct(&mut self, b: u8) {
+        self.mix.add(0x100 | b as u64);
+    }
+
+    /// `broken`: the text ended inside a string or comment.
+    pub fn finish(mut self, broken: bool) -> Shape {
+        self.mix.add(broken as u64);
+        Shape {
+            hash: self.mix.finish(),
+            check: self.tokens.rotate_left(16) ^ self.text,
+        }
+    }
+}
+
+/// The shape of a whole statement (same result as hashing during a scan).
+#[cfg(test)]
+pub(crate) fn shape(sql: &[u8]) -> Shape {
+    let mut h = ShapeHasher::new();
+    let mut lx = Lexer::new(sql);
+    while let Some(t) = lx.next_token() {
+        h.token(sql, &t);
+    }
+    h.finish(lx.broken)
 }
 
 pub(crate) fn get(shape: Shape) -> Option<Verdict> {

@@ -1,0 +1,2 @@
+-- Every admin command with a one-line description.
+SELECT * FROM help;

@@ -1,0 +1,2 @@
+-- The client-ips allowlist; empty means every client may connect.
+SELECT * FROM clients;

@@ -1,0 +1,2 @@
+-- Client accounts. Passwords are never shown.
+SELECT * FROM pwds;

@@ -1,0 +1,3 @@
+-- New logins as this user are refused; open sessions stay.
+REMOVE PWD report;
+SELECT * FROM pwds;

@@ -1,0 +1,2 @@
+-- Backend connection pools, summed per backend.
+SELECT * FROM pools;

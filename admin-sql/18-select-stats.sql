@@ -1,0 +1,2 @@
+-- Statements routed to each backend, then the totals.
+SELECT * FROM stats;

@@ -1,0 +1,2 @@
+-- The running configuration; passwords are hidden.
+SELECT * FROM config;

@@ -1,0 +1,2 @@
+-- What the mysql/mariadb CLI asks on connect.
+select @@version_comment limit 1;
