@@ -173,7 +173,7 @@ write_cmdline() {
         --report-host=127.0.0.1 --report-port="$port"
         --innodb-buffer-pool-size=32M --innodb-log-file-size=16M
         --performance-schema=OFF
-        --max-connections=1000
+        --max-connections=1000 --max-allowed-packet=256M
         --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci
     )
     # mariadbd refuses to run as root unless told which user to be.

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use common::{Gantry, Topology};
 
 fn sleeping_on(server: &common::Server) -> bool {
-    server
-        .sql("SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(20)%'")
-        != "0"
+    server.sql(
+        "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(20)%'",
+    ) != "0"
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -31,7 +31,10 @@ async fn replica_killed_mid_query_gives_an_error_and_the_session_goes_on() {
         if let Some(r) = t.replicas.iter().find(|r| sleeping_on(r)) {
             break r;
         }
-        assert!(Instant::now() < deadline, "the SLEEP never reached a replica");
+        assert!(
+            Instant::now() < deadline,
+            "the SLEEP never reached a replica"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let killed_at = Instant::now();
@@ -40,7 +43,11 @@ async fn replica_killed_mid_query_gives_an_error_and_the_session_goes_on() {
     match result {
         Err(Error::Server(e)) => {
             assert_eq!(e.code, 2013, "{e:?}");
-            assert!(e.message.contains(&victim.port.to_string()), "{}", e.message);
+            assert!(
+                e.message.contains(&victim.port.to_string()),
+                "{}",
+                e.message
+            );
         }
         other => panic!("expected an ERR packet from Gantry, got {other:?}"),
     }
@@ -71,8 +78,14 @@ async fn primary_lost_inside_a_transaction_ends_the_session_with_an_error() {
         "SELECT id FROM information_schema.processlist WHERE user = 'app' AND info IS NULL ORDER BY id DESC LIMIT 1",
     );
     t.primary.sql(&format!("KILL CONNECTION {thread}"));
-    let err = c.query_drop("SELECT 1").await.expect_err("the transaction's connection is gone");
-    assert!(matches!(err, Error::Server(ref e) if e.code == 2013) || matches!(err, Error::Io(_)), "{err:?}");
+    let err = c
+        .query_drop("SELECT 1")
+        .await
+        .expect_err("the transaction's connection is gone");
+    assert!(
+        matches!(err, Error::Server(ref e) if e.code == 2013) || matches!(err, Error::Io(_)),
+        "{err:?}"
+    );
     // A new session works at once.
     let mut c2 = Conn::new(opts).await.unwrap();
     let one: u8 = c2.query_first("SELECT 1").await.unwrap().unwrap();

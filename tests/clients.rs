@@ -17,7 +17,12 @@ fn mariadb(g: &Gantry, args: &[&str], stdin: &str) -> (bool, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the mariadb client is installed (scripts/install-deps.sh)");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     (
         out.status.success(),
@@ -30,11 +35,18 @@ fn mariadb(g: &Gantry, args: &[&str], stdin: &str) -> (bool, String, String) {
 fn mariadb_cli_batch_mode() {
     let t = shared_topology();
     let g = Gantry::start(t, &[]);
-    let (ok, out, err) = mariadb(&g, &["-N", "-B", "test", "-e", "SELECT 1+1; SELECT @@server_id"], "");
+    let (ok, out, err) = mariadb(
+        &g,
+        &["-N", "-B", "test", "-e", "SELECT 1+1; SELECT @@server_id"],
+        "",
+    );
     assert!(ok, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "2");
-    assert!(lines[1] == "2" || lines[1] == "3", "a replica answered: {out}");
+    assert!(
+        lines[1] == "2" || lines[1] == "3",
+        "a replica answered: {out}"
+    );
 
     let (ok, out, err) = mariadb(&g, &["test", "-e", "SELECT 'x' AS a, 42 AS b\\G"], "");
     assert!(ok, "{err}");
@@ -49,7 +61,9 @@ fn mariadb_cli_batch_mode() {
 fn mariadb_cli_interactive_session() {
     let t = shared_topology();
     let table = common::unique_name("cli");
-    t.primary.sql(&format!("CREATE TABLE test.{table} (id INT PRIMARY KEY, name VARCHAR(20))"));
+    t.primary.sql(&format!(
+        "CREATE TABLE test.{table} (id INT PRIMARY KEY, name VARCHAR(20))"
+    ));
     t.wait_replicas_caught_up(std::time::Duration::from_secs(20));
     let g = Gantry::start(t, &[]);
     // `script` gives the client a terminal, so it runs interactively: the
@@ -65,13 +79,24 @@ fn mariadb_cli_interactive_session() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("script(1) from util-linux");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Welcome to the MariaDB monitor"), "{text}");
-    assert!(text.contains("-gantry"), "server version shows the proxy: {text}");
+    assert!(
+        text.contains("-gantry"),
+        "server version shows the proxy: {text}"
+    );
     assert!(text.contains("Query OK, 1 row affected"), "{text}");
-    assert!(text.contains("| alice |"), "read back inside the transaction: {text}");
+    assert!(
+        text.contains("| alice |"),
+        "read back inside the transaction: {text}"
+    );
     assert!(
         text.contains(&format!("|  {} |", t.primary.port)),
         "the read inside BEGIN ran on the primary: {text}"
@@ -125,11 +150,24 @@ fn sysbench_runs_through_gantry_without_errors() {
     for workload in ["oltp_read_write", "oltp_point_select"] {
         let report = sysbench(
             g.port,
-            &[workload, "run", "--threads=4", "--time=4", "--db-ps-mode=disable"],
+            &[
+                workload,
+                "run",
+                "--threads=4",
+                "--time=4",
+                "--db-ps-mode=disable",
+            ],
         );
-        assert_eq!(report_number(&report, "ignored errors:"), 0, "{workload}:\n{report}");
+        assert_eq!(
+            report_number(&report, "ignored errors:"),
+            0,
+            "{workload}:\n{report}"
+        );
         assert!(!report.contains("FATAL"), "{workload}:\n{report}");
-        assert!(report_number(&report, "queries:") > 500, "{workload}:\n{report}");
+        assert!(
+            report_number(&report, "queries:") > 500,
+            "{workload}:\n{report}"
+        );
     }
     sysbench(g.port, &["oltp_read_write", "cleanup"]);
 }

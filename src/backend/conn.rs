@@ -13,6 +13,9 @@ use crate::protocol::packet::{join_payload, put_packet, PacketReader};
 use crate::protocol::reply::{parse_err, MyError};
 use crate::protocol::{cmd, Expect, ResponseScanner, ScanState};
 
+/// Prepared statements kept per backend connection.
+pub const PREPARED_CACHE: usize = 256;
+
 /// How to log in to a backend on behalf of a client.
 #[derive(Clone)]
 pub struct ConnectParams<'a> {
@@ -38,6 +41,9 @@ pub struct BackendConn {
     pub vars_hash: u64,
     /// LAST_INSERT_ID() on this connection, as seen in OK packets.
     pub last_insert_id: u64,
+    /// Prepared statements on this connection: (statement key, server id),
+    /// oldest first, bounded by `PREPARED_CACHE`.
+    pub prepared: Vec<(u64, u32)>,
     pub last_used: Instant,
 }
 
@@ -85,8 +91,46 @@ impl BackendConn {
             vars: Vec::new(),
             vars_hash: 0,
             last_insert_id: 0,
+            prepared: Vec::new(),
             last_used: Instant::now(),
         })
+    }
+
+    pub fn prepared_id(&self, key: u64) -> Option<u32> {
+        self.prepared
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, id)| *id)
+    }
+
+    /// Records a statement prepared here; closes the oldest one when the
+    /// cache is full so the server's statement count stays bounded.
+    pub async fn remember_prepared(&mut self, key: u64, id: u32) -> io::Result<()> {
+        if self.prepared.len() >= PREPARED_CACHE {
+            let (_, old) = self.prepared.remove(0);
+            self.close_statement(old).await?;
+        }
+        self.prepared.push((key, id));
+        Ok(())
+    }
+
+    /// COM_STMT_CLOSE (no response) and forgets the statement.
+    pub async fn close_statement(&mut self, id: u32) -> io::Result<()> {
+        self.prepared.retain(|(_, i)| *i != id);
+        let mut payload = [0u8; 5];
+        payload[0] = cmd::STMT_CLOSE;
+        payload[1..5].copy_from_slice(&id.to_le_bytes());
+        let mut out = BytesMut::with_capacity(9);
+        put_packet(&mut out, 0, &payload);
+        self.stream.write_all(&out).await
+    }
+
+    /// The server dropped its session state (COM_RESET_CONNECTION).
+    pub fn forget_session_state(&mut self) {
+        self.vars.clear();
+        self.vars_hash = 0;
+        self.prepared.clear();
+        self.last_insert_id = 0;
     }
 
     /// True if the server closed this idle connection (wait_timeout,

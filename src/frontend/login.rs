@@ -19,6 +19,9 @@ pub struct Authenticated {
     pub login: ClientLogin,
     pub password: Arc<str>,
     pub next_seq: u8,
+    /// The nonce of the greeting (COM_CHANGE_USER answers are scrambled
+    /// with it).
+    pub nonce: [u8; 20],
 }
 
 /// Random printable nonce, as MySQL servers send.
@@ -94,6 +97,7 @@ where
             login,
             password,
             next_seq: seq,
+            nonce,
         })),
         _ => {
             let err =

@@ -6,6 +6,7 @@ pub mod login;
 pub mod registry;
 pub mod session;
 pub mod state;
+pub mod stmt;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -95,6 +96,8 @@ async fn handle_client(mut stream: TcpStream, peer: SocketAddr, ctx: &Arc<Contex
             collation: login.collation,
         },
         schema: login.database.clone(),
+        nonce: authed.nonce,
+        user: login.user.clone(),
     });
     if let Ok(mut s) = info.schema.lock() {
         s.clone_from(&login.database);

@@ -3,8 +3,9 @@
 //! atomics inside each `SessionInfo`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
 
 /// Why a session is held on one backend connection (bit set).
 pub mod pin {
@@ -16,7 +17,7 @@ pub mod pin {
     pub const SQL_PREPARE: u32 = 1 << 5;
     pub const USER_VARIABLE: u32 = 1 << 6;
     pub const FOUND_ROWS: u32 = 1 << 7;
-    pub const PREPARED_STATEMENT: u32 = 1 << 8;
+    pub const CURSOR: u32 = 1 << 8;
     pub const SESSION_OPTION: u32 = 1 << 9;
 
     const NAMES: [(u32, &str); 10] = [
@@ -28,7 +29,7 @@ pub mod pin {
         (SQL_PREPARE, "PREPARE"),
         (USER_VARIABLE, "user variable expression"),
         (FOUND_ROWS, "SQL_CALC_FOUND_ROWS"),
-        (PREPARED_STATEMENT, "prepared statement"),
+        (CURSOR, "open cursor"),
         (SESSION_OPTION, "COM_SET_OPTION"),
     ];
 
@@ -55,6 +56,9 @@ pub struct SessionInfo {
     /// `pin` bits.
     pub pins: AtomicU32,
     pub queries: AtomicU64,
+    /// Set by KILL [CONNECTION] from another session.
+    pub killed: AtomicBool,
+    pub kill_signal: Notify,
 }
 
 impl SessionInfo {
@@ -68,7 +72,15 @@ impl SessionInfo {
             backend_thread: AtomicU32::new(0),
             pins: AtomicU32::new(0),
             queries: AtomicU64::new(0),
+            killed: AtomicBool::new(false),
+            kill_signal: Notify::new(),
         }
+    }
+
+    /// KILL CONNECTION: the session ends at its next command boundary.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Relaxed);
+        self.kill_signal.notify_one();
     }
 
     pub fn pins(&self) -> u32 {

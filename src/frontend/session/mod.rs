@@ -9,14 +9,18 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+mod control;
+mod prepared;
+
 use super::forward::{forward, ForwardError};
 use super::registry::{pin, SessionInfo};
 use super::state::SessionState;
+use super::stmt::Statements;
 use crate::backend::{BackendConn, BackendRuntime, Pool, PoolKey};
 use crate::context::Context;
 use crate::protocol::packet::{header, PacketReader};
 use crate::protocol::reply::{err_packet, ok_packet, MyError};
-use crate::protocol::{cmd, status, Expect};
+use crate::protocol::{cmd, status, Expect, ResponseScanner};
 use crate::router::{self, Classification, Route, StatementKind};
 
 /// A backend connection the session is using.
@@ -65,6 +69,14 @@ pub struct Session {
     last_insert_id: u64,
     /// The next statement reads LAST_INSERT_ID(): replay it first.
     sync_insert_id: bool,
+    /// Binary prepared statements under Gantry's ids.
+    stmts: Statements,
+    /// Reused buffer for packets Gantry rewrites or collects.
+    scratch: BytesMut,
+    /// The login nonce, which COM_CHANGE_USER's first answer is scrambled
+    /// with.
+    nonce: [u8; 20],
+    user: String,
 }
 
 /// Whether the statement reads LAST_INSERT_ID() / @@identity.
@@ -73,6 +85,14 @@ fn mentions_insert_id(sql: &[u8]) -> bool {
     NEEDLES
         .iter()
         .any(|n| sql.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n)))
+}
+
+/// Whether a non-SET statement may assign a user variable.
+fn assigns_user_var(c: &Classification, sql: &[u8]) -> bool {
+    sql.contains(&b'@')
+        && (c.kind == StatementKind::Call
+            || sql.windows(2).any(|w| w == b":=")
+            || sql.windows(4).any(|w| w.eq_ignore_ascii_case(b"into")))
 }
 
 /// At session end: connections with session-only state are closed, which
@@ -91,6 +111,8 @@ pub struct SessionSetup {
     pub password: Arc<str>,
     pub pool_key: PoolKey,
     pub schema: Option<String>,
+    pub nonce: [u8; 20],
+    pub user: String,
 }
 
 impl Session {
@@ -115,6 +137,10 @@ impl Session {
             ticket,
             last_insert_id: 0,
             sync_insert_id: false,
+            stmts: Statements::default(),
+            scratch: BytesMut::new(),
+            nonce: s.nonce,
+            user: s.user,
         }
     }
 
@@ -169,32 +195,19 @@ impl Session {
                         .await?;
                 }
                 cmd::RESET_CONNECTION => self.reset_connection(&request).await?,
+                cmd::CHANGE_USER => self.change_user(&request).await?,
+                cmd::PROCESS_KILL => self.process_kill(&request).await?,
                 cmd::SET_OPTION => {
                     self.simple(&request, Target::Current, Expect::Single)
                         .await?;
                     self.set_pin(pin::SESSION_OPTION, true);
                 }
-                cmd::STMT_PREPARE => {
-                    if self
-                        .simple(&request, Target::Primary, Expect::Prepare)
-                        .await?
-                    {
-                        self.set_pin(pin::PREPARED_STATEMENT, true);
-                    }
-                }
-                cmd::STMT_EXECUTE => {
-                    self.simple(&request, Target::Current, Expect::Execute)
-                        .await?;
-                }
-                cmd::STMT_FETCH => {
-                    self.simple(&request, Target::Current, Expect::Fetch)
-                        .await?;
-                }
-                cmd::STMT_RESET => {
-                    self.simple(&request, Target::Current, Expect::Single)
-                        .await?;
-                }
-                cmd::STMT_CLOSE | cmd::STMT_SEND_LONG_DATA => self.no_response(&request).await,
+                cmd::STMT_PREPARE => self.stmt_prepare(&request).await?,
+                cmd::STMT_EXECUTE => self.stmt_execute(&request).await?,
+                cmd::STMT_FETCH => self.stmt_fetch(&request).await?,
+                cmd::STMT_RESET => self.stmt_reset(&request).await?,
+                cmd::STMT_CLOSE => self.stmt_close(&request).await,
+                cmd::STMT_SEND_LONG_DATA => self.stmt_long_data(request),
                 other => self.send_err(1, &MyError::unknown_command(other)).await?,
             }
         }
@@ -203,20 +216,35 @@ impl Session {
     /// Waits for the next command. A session that keeps a backend
     /// connection it does not need gives it back after `idle-release`.
     async fn next_command(&mut self) -> Result<Option<usize>, End> {
+        let info = self.info.clone();
+        if info.killed.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
         if self.held.is_some() && self.pins == 0 {
             let idle = self.ctx.settings.load().idle_release;
-            match tokio::time::timeout(idle, self.reader.fill_packet(&mut self.client)).await {
-                Ok(r) => return Ok(r?),
-                Err(_) => self.release_held(),
+            tokio::select! {
+                r = tokio::time::timeout(idle, self.reader.fill_packet(&mut self.client)) => match r {
+                    Ok(r) => return Ok(r?),
+                    Err(_) => self.release_held(),
+                },
+                _ = info.kill_signal.notified() => return Ok(None),
             }
         }
-        Ok(self.reader.fill_packet(&mut self.client).await?)
+        tokio::select! {
+            r = self.reader.fill_packet(&mut self.client) => Ok(r?),
+            _ = info.kill_signal.notified() => Ok(None),
+        }
     }
 
     async fn query(&mut self, request: &[u8]) -> Result<(), End> {
         let (len, _) = header(request);
         let end = (4 + len).min(request.len());
         let sql = &request[5..end];
+        if sql.len() > 4 && sql[..4].eq_ignore_ascii_case(b"kill") {
+            if let Some((query_only, id)) = control::parse_kill(sql) {
+                return self.kill(query_only, id).await;
+            }
+        }
         let class = router::classify(sql);
         let target = self.target_for(&class, sql);
         let ran = self
@@ -266,15 +294,34 @@ impl Session {
         expect: Expect,
         is_read: bool,
     ) -> Result<Option<bool>, End> {
+        if !self.prepare_conn(target).await? {
+            return Ok(None);
+        }
+        self.relay(request, expect, is_read).await
+    }
+
+    /// Makes `held` a connection for `target` in the session's state. On
+    /// failure the client has been sent the error and `false` is returned.
+    async fn prepare_conn(&mut self, target: Target) -> Result<bool, End> {
         if let Err(e) = self.use_target(target).await {
             self.send_err(1, &e).await?;
-            return Ok(None);
+            return Ok(false);
         }
         if let Err(e) = self.sync_state().await {
             self.send_err(1, &e).await?;
-            return Ok(None);
+            return Ok(false);
         }
-        let held = self.held.as_mut().expect("use_target sets held");
+        Ok(true)
+    }
+
+    /// Relays `request` on the held connection (see `run_on`).
+    async fn relay(
+        &mut self,
+        request: &[u8],
+        expect: Expect,
+        is_read: bool,
+    ) -> Result<Option<bool>, End> {
+        let held = self.held.as_mut().expect("prepare_conn sets held");
         let backend = held.backend.clone();
         let result = forward(
             &mut self.client,
@@ -287,17 +334,7 @@ impl Session {
         self.count(&backend, is_read);
         match result {
             Ok(sc) => {
-                if sc.last_insert_id != 0 {
-                    self.last_insert_id = sc.last_insert_id;
-                    if let Some(h) = self.held.as_mut() {
-                        h.conn.last_insert_id = sc.last_insert_id;
-                    }
-                }
-                if let Some(st) = sc.status {
-                    self.last_status = st;
-                    self.set_pin(pin::TRANSACTION, st & status::IN_TRANS != 0);
-                    self.set_pin(pin::AUTOCOMMIT_OFF, st & status::AUTOCOMMIT == 0);
-                }
+                self.note_response(&sc);
                 Ok(Some(!sc.error))
             }
             Err(ForwardError::Client(_)) => {
@@ -308,27 +345,53 @@ impl Session {
                 error,
                 clean,
                 next_seq,
-            }) => {
-                tracing::warn!(backend = %backend.addr, %error, "backend failed during a command");
-                self.ctx
-                    .stats
-                    .backend_errors
-                    .fetch_add(1, Ordering::Relaxed);
-                let was_pinned = self.pins != 0;
-                self.discard_held();
-                if !clean {
-                    return Err(End);
-                }
-                self.send_err(next_seq, &MyError::backend_lost(&backend.addr))
-                    .await?;
-                if was_pinned {
-                    // The transaction or pinned state is gone with the
-                    // connection; carrying on would silently change meaning.
-                    return Err(End);
-                }
-                Ok(None)
+            }) => self.backend_failed(&backend, &error, clean, next_seq).await,
+        }
+    }
+
+    /// Follows insert ids and the transaction/autocommit status flags.
+    fn note_response(&mut self, sc: &ResponseScanner) {
+        if sc.last_insert_id != 0 {
+            self.last_insert_id = sc.last_insert_id;
+            if let Some(h) = self.held.as_mut() {
+                h.conn.last_insert_id = sc.last_insert_id;
             }
         }
+        if let Some(st) = sc.status {
+            self.last_status = st;
+            self.set_pin(pin::TRANSACTION, st & status::IN_TRANS != 0);
+            self.set_pin(pin::AUTOCOMMIT_OFF, st & status::AUTOCOMMIT == 0);
+        }
+    }
+
+    /// The held backend connection failed: tell the client if its stream
+    /// allows, and end the session if it lost a transaction or pinned state.
+    async fn backend_failed(
+        &mut self,
+        backend: &BackendRuntime,
+        error: &io::Error,
+        clean: bool,
+        next_seq: u8,
+    ) -> Result<Option<bool>, End> {
+        tracing::warn!(backend = %backend.addr, %error, "backend failed during a command");
+        self.ctx
+            .stats
+            .backend_errors
+            .fetch_add(1, Ordering::Relaxed);
+        let was_pinned = self.pins != 0;
+        self.discard_held();
+        if !clean {
+            return Err(End);
+        }
+        self.send_err(next_seq, &MyError::backend_lost(&backend.addr))
+            .await?;
+        if was_pinned {
+            // The transaction or pinned state is gone with the connection;
+            // carrying on would silently change what the client's next
+            // statement means.
+            return Err(End);
+        }
+        Ok(None)
     }
 
     /// Commands other than COM_QUERY that are simply relayed. Returns
@@ -348,15 +411,6 @@ impl Session {
         Ok(self.run_on(request, target, expect, is_read).await? == Some(true))
     }
 
-    /// COM_STMT_CLOSE / COM_STMT_SEND_LONG_DATA have no response.
-    async fn no_response(&mut self, request: &[u8]) {
-        if let Some(h) = self.held.as_mut() {
-            if h.conn.stream.write_all(request).await.is_err() {
-                self.discard_held();
-            }
-        }
-    }
-
     async fn init_db(&mut self, request: &[u8]) -> Result<(), End> {
         let schema = String::from_utf8_lossy(&request[5..]).into_owned();
         if self
@@ -371,28 +425,6 @@ impl Session {
             self.note_schema();
         }
         Ok(())
-    }
-
-    async fn reset_connection(&mut self, request: &[u8]) -> Result<(), End> {
-        self.state.clear_vars();
-        self.pins = 0;
-        self.temp_tables = 0;
-        self.info.pins.store(0, Ordering::Relaxed);
-        if self.held.is_some() {
-            if self
-                .run_on(request, Target::Current, Expect::Single, false)
-                .await?
-                == Some(true)
-            {
-                if let Some(h) = self.held.as_mut() {
-                    h.conn.vars.clear();
-                    h.conn.vars_hash = 0;
-                }
-            }
-            Ok(())
-        } else {
-            self.ok(1).await
-        }
     }
 
     /// Session bookkeeping after a statement the server accepted.
@@ -433,6 +465,11 @@ impl Session {
         self.set_pin(pin::TEMP_TABLE, self.temp_tables > 0);
         if c.uses_user_lock {
             self.set_pin(pin::USER_LOCK, true);
+        }
+        // `@v := …`, `SELECT … INTO @v`, `CALL p(@out)`: the server assigned
+        // a user variable Gantry cannot replay.
+        if c.route == Route::Primary && c.kind != StatementKind::Set && assigns_user_var(c, sql) {
+            self.set_pin(pin::USER_VARIABLE, true);
         }
     }
 

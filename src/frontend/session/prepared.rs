@@ -1,0 +1,263 @@
+//! COM_STMT_* under Gantry's statement ids (see `frontend::stmt`).
+
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+
+use super::{End, Session, Target};
+use crate::frontend::forward::exchange;
+use crate::frontend::registry::pin;
+use crate::frontend::stmt::{
+    rewrite_execute, set_statement_id, statement_id, statement_key, ClientStatement,
+    CURSOR_READ_ONLY,
+};
+use crate::protocol::packet::{join_payload, put_packet};
+use crate::protocol::reply::{parse_err, MyError};
+use crate::protocol::{cmd, status, Expect};
+use crate::router::{self, Route};
+
+fn unknown_statement(id: u32, what: &str) -> MyError {
+    MyError::new(
+        1243,
+        "HY000",
+        format!("Unknown prepared statement handler ({id}) given to {what}"),
+    )
+}
+
+impl Session {
+    fn statement_target(&self, route: Route) -> Target {
+        if self.pins != 0 {
+            Target::Current
+        } else if route == Route::Replica {
+            Target::Replica
+        } else {
+            Target::Primary
+        }
+    }
+
+    /// COM_STMT_PREPARE: prepared on the backend its statements will mostly
+    /// run on; the answer goes back with Gantry's statement id.
+    pub(super) async fn stmt_prepare(&mut self, request: &[u8]) -> Result<(), End> {
+        let (payload, _) = join_payload(request);
+        let sql: Arc<[u8]> = Arc::from(&payload[1..]);
+        let route = router::classify(&sql).route;
+        if !self.prepare_conn(self.statement_target(route)).await? {
+            return Ok(());
+        }
+        let key = statement_key(self.state.schema.as_deref(), &sql);
+        let held = self.held.as_mut().expect("prepare_conn sets held");
+        let backend = held.backend.clone();
+        let mut out = std::mem::take(&mut self.scratch);
+        let result = exchange(&mut held.conn, request, Expect::Prepare, &mut out).await;
+        let sc = match result {
+            Ok(sc) => sc,
+            Err(e) => {
+                self.scratch = out;
+                return self.backend_failed(&backend, &e, true, 1).await.map(|_| ());
+            }
+        };
+        if let Some(info) = sc.prepared.filter(|_| !sc.error) {
+            let remembered = held.conn.remember_prepared(key, info.statement_id).await;
+            let id = self.stmts.insert(ClientStatement {
+                key,
+                sql,
+                route,
+                params: info.params,
+                param_types: None,
+                long_data: Vec::new(),
+                cursor: None,
+            });
+            set_statement_id(&mut out, id);
+            if let Err(e) = remembered {
+                self.scratch = out;
+                return self.backend_failed(&backend, &e, true, 1).await.map(|_| ());
+            }
+        }
+        let written = self.client.write_all(&out).await;
+        self.scratch = out;
+        Ok(written?)
+    }
+
+    /// COM_STMT_EXECUTE: on a replica for read-only statements, preparing
+    /// the statement on that connection first if it has not seen it.
+    pub(super) async fn stmt_execute(&mut self, request: &[u8]) -> Result<(), End> {
+        let (payload, _) = join_payload(request);
+        let Some(id) = statement_id(&payload) else {
+            return self
+                .send_err(1, &MyError::malformed("COM_STMT_EXECUTE"))
+                .await;
+        };
+        let Some(mut stmt) = self.stmts.remove(id) else {
+            return self
+                .send_err(1, &unknown_statement(id, "mysqld_stmt_execute"))
+                .await;
+        };
+        let result = self.execute_statement(&payload, &mut stmt).await;
+        self.stmts.put_back(id, stmt);
+        result
+    }
+
+    async fn execute_statement(
+        &mut self,
+        payload: &[u8],
+        stmt: &mut ClientStatement,
+    ) -> Result<(), End> {
+        let target = self.statement_target(stmt.route);
+        if !self.prepare_conn(target).await? {
+            return Ok(());
+        }
+        let backend_id = match self.prepared_on_held(stmt).await? {
+            Some(b) => b,
+            None => return Ok(()),
+        };
+        // Long data waits in Gantry until the connection is known.
+        let held = self.held.as_mut().expect("prepare_conn sets held");
+        for mut packet in stmt.long_data.drain(..) {
+            set_statement_id(&mut packet, backend_id);
+            if let Err(e) = held.conn.stream.write_all(&packet).await {
+                let backend = held.backend.clone();
+                return self.backend_failed(&backend, &e, true, 1).await.map(|_| ());
+            }
+        }
+        let mut out = std::mem::take(&mut self.scratch);
+        if !rewrite_execute(payload, backend_id, stmt, &mut out) {
+            self.scratch = out;
+            return self
+                .send_err(1, &MyError::malformed("COM_STMT_EXECUTE"))
+                .await;
+        }
+        let result = self
+            .relay(&out, Expect::Execute, stmt.route == Route::Replica)
+            .await;
+        self.scratch = out;
+        let opened_cursor = payload.get(5).is_some_and(|f| f & CURSOR_READ_ONLY != 0)
+            && self.last_status & status::CURSOR_EXISTS != 0;
+        if result? == Some(true) && opened_cursor {
+            stmt.cursor = Some(backend_id);
+            self.set_pin(pin::CURSOR, true);
+        }
+        Ok(())
+    }
+
+    /// The held connection's server id for `stmt`, preparing it there if
+    /// needed. `None`: the client has been sent an error.
+    async fn prepared_on_held(&mut self, stmt: &ClientStatement) -> Result<Option<u32>, End> {
+        let held = self.held.as_mut().expect("prepare_conn sets held");
+        if let Some(b) = held.conn.prepared_id(stmt.key) {
+            return Ok(Some(b));
+        }
+        let mut payload = Vec::with_capacity(stmt.sql.len() + 1);
+        payload.push(cmd::STMT_PREPARE);
+        payload.extend_from_slice(&stmt.sql);
+        let mut request = bytes::BytesMut::new();
+        put_packet(&mut request, 0, &payload);
+        let mut out = std::mem::take(&mut self.scratch);
+        let result = exchange(&mut held.conn, &request, Expect::Prepare, &mut out).await;
+        let backend = held.backend.clone();
+        let outcome = match result {
+            Ok(sc) => match sc.prepared.filter(|_| !sc.error) {
+                Some(info) => match held
+                    .conn
+                    .remember_prepared(stmt.key, info.statement_id)
+                    .await
+                {
+                    Ok(()) => Ok(info.statement_id),
+                    Err(e) => Err(Err(e)),
+                },
+                None => Err(Ok(last_error(&out))),
+            },
+            Err(e) => Err(Err(e)),
+        };
+        self.scratch = out;
+        match outcome {
+            Ok(b) => Ok(Some(b)),
+            Err(Ok(err)) => {
+                self.send_err(1, &err).await?;
+                Ok(None)
+            }
+            Err(Err(e)) => self
+                .backend_failed(&backend, &e, true, 1)
+                .await
+                .map(|_| None),
+        }
+    }
+
+    /// COM_STMT_FETCH: only where the cursor is open.
+    pub(super) async fn stmt_fetch(&mut self, request: &[u8]) -> Result<(), End> {
+        let id = statement_id(&request[4..]).unwrap_or(0);
+        let cursor = self.stmts.get_mut(id).and_then(|s| s.cursor);
+        let (Some(backend_id), true) = (cursor, self.held.is_some()) else {
+            let err = MyError::new(
+                1421,
+                "HY000",
+                format!("The statement ({id}) has no open cursor."),
+            );
+            return self.send_err(1, &err).await;
+        };
+        let mut packet = request.to_vec();
+        set_statement_id(&mut packet, backend_id);
+        self.relay(&packet, Expect::Fetch, false).await?;
+        Ok(())
+    }
+
+    /// COM_STMT_RESET: drops pending long data; closes an open cursor.
+    pub(super) async fn stmt_reset(&mut self, request: &[u8]) -> Result<(), End> {
+        let id = statement_id(&request[4..]).unwrap_or(0);
+        let Some(stmt) = self.stmts.get_mut(id) else {
+            return self
+                .send_err(1, &unknown_statement(id, "mysqld_stmt_reset"))
+                .await;
+        };
+        stmt.long_data.clear();
+        match stmt.cursor.take() {
+            Some(backend_id) if self.held.is_some() => {
+                let mut packet = request.to_vec();
+                set_statement_id(&mut packet, backend_id);
+                self.relay(&packet, Expect::Single, false).await?;
+            }
+            _ => self.ok(1).await?,
+        }
+        self.update_cursor_pin();
+        Ok(())
+    }
+
+    /// COM_STMT_CLOSE (no response). The backend statement stays cached on
+    /// its connection unless it holds an open cursor.
+    pub(super) async fn stmt_close(&mut self, request: &[u8]) {
+        let id = statement_id(&request[4..]).unwrap_or(0);
+        if let Some(stmt) = self.stmts.remove(id) {
+            if let (Some(backend_id), Some(h)) = (stmt.cursor, self.held.as_mut()) {
+                if h.conn.close_statement(backend_id).await.is_err() {
+                    self.discard_held();
+                }
+            }
+        }
+        self.update_cursor_pin();
+    }
+
+    /// COM_STMT_SEND_LONG_DATA (no response): kept for the next execute.
+    pub(super) fn stmt_long_data(&mut self, request: bytes::BytesMut) {
+        let id = statement_id(&request[4..]).unwrap_or(0);
+        if let Some(stmt) = self.stmts.get_mut(id) {
+            stmt.long_data.push(request);
+        }
+    }
+
+    fn update_cursor_pin(&mut self) {
+        let open = self.stmts.any_cursor();
+        self.set_pin(pin::CURSOR, open);
+    }
+}
+
+/// The error in a collected response (its last packet).
+fn last_error(response: &[u8]) -> MyError {
+    let mut pos = 0;
+    let mut last = None;
+    while pos + 4 <= response.len() {
+        let (len, _) = crate::protocol::packet::header(&response[pos..]);
+        let end = (pos + 4 + len).min(response.len());
+        last = Some(&response[pos + 4..end]);
+        pos = end;
+    }
+    last.and_then(parse_err)
+        .unwrap_or_else(|| MyError::new(2027, "HY000", "Malformed prepare answer from backend"))
+}
