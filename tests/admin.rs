@@ -6,6 +6,8 @@
 //! Server ids: primary 1, replica1 2, replica2 3 (see tests/common).
 
 mod common;
+#[path = "admin/transcript.rs"]
+mod transcript;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::{Gantry, Topology};
 use mysql_async::prelude::Queryable;
+use transcript::{realign, split_sql, transcript_matches};
 
 // ---------------------------------------------------------------- helpers
 
@@ -52,9 +55,18 @@ fn admin_err(g: &Gantry, sql: &str) -> String {
 fn admin_rows(g: &Gantry, sql: &str) -> Vec<BTreeMap<String, String>> {
     let out = admin(g, sql);
     let mut lines = out.lines();
-    let header: Vec<&str> = lines.next().map(|h| h.split('\t').collect()).unwrap_or_default();
+    let header: Vec<&str> = lines
+        .next()
+        .map(|h| h.split('\t').collect())
+        .unwrap_or_default();
     lines
-        .map(|l| header.iter().map(|h| h.to_string()).zip(l.split('\t').map(String::from)).collect())
+        .map(|l| {
+            header
+                .iter()
+                .map(|h| h.to_string())
+                .zip(l.split('\t').map(String::from))
+                .collect()
+        })
         .collect()
 }
 
@@ -88,14 +100,20 @@ fn opts(url: &str) -> mysql_async::Opts {
         .into()
 }
 
-async fn proxy_conn(g: &Gantry, user: &str, pw: &str) -> Result<mysql_async::Conn, mysql_async::Error> {
+async fn proxy_conn(
+    g: &Gantry,
+    user: &str,
+    pw: &str,
+) -> Result<mysql_async::Conn, mysql_async::Error> {
     mysql_async::Conn::new(opts(&g.url(user, pw, "test"))).await
 }
 
 /// Which servers `n` reads through one proxy connection reached
 /// (server_id → count).
 async fn read_servers(g: &Gantry, n: usize) -> BTreeMap<u32, usize> {
-    let mut conn = proxy_conn(g, "app", "app_pw").await.expect("connect to the proxy");
+    let mut conn = proxy_conn(g, "app", "app_pw")
+        .await
+        .expect("connect to the proxy");
     let mut seen = BTreeMap::new();
     for _ in 0..n {
         let id: u32 = conn
@@ -166,7 +184,11 @@ fn backends_shows_the_topology_up_and_the_cli_works() {
     );
     let rows = admin_rows(&g, "select * from BACKENDS;");
     let ndx: Vec<&str> = rows.iter().map(|r| r["backend_ndx"].as_str()).collect();
-    assert_eq!(ndx, ["1", "2", "3"], "backend_ndx counts from 1; commands are case-insensitive");
+    assert_eq!(
+        ndx,
+        ["1", "2", "3"],
+        "backend_ndx counts from 1; commands are case-insensitive"
+    );
     let header = admin(&g, "SELECT * FROM backends");
     assert!(
         header.starts_with("backend_ndx\taddress\tstate\ttype\t"),
@@ -174,23 +196,48 @@ fn backends_shows_the_topology_up_and_the_cli_works() {
     );
 
     // What the CLI sends on an interactive connect, and \G output.
-    assert_eq!(admin(&g, "select @@version_comment limit 1"), "@@version_comment\nGantry admin\n");
+    assert_eq!(
+        admin(&g, "select @@version_comment limit 1"),
+        "@@version_comment\nGantry admin\n"
+    );
     let vertical = admin(&g, "SELECT * FROM backends\\G");
-    assert!(vertical.contains("*************************** 3. row"), "{vertical}");
-    assert!(vertical.contains(&format!("    address: {}", topo.replicas[1].addr())), "{vertical}");
-    assert_eq!(admin(&g, "SELECT VERSION"), format!("version\n{}\n", env!("CARGO_PKG_VERSION")));
+    assert!(
+        vertical.contains("*************************** 3. row"),
+        "{vertical}"
+    );
+    assert!(
+        vertical.contains(&format!("    address: {}", topo.replicas[1].addr())),
+        "{vertical}"
+    );
+    assert_eq!(
+        admin(&g, "SELECT VERSION"),
+        format!("version\n{}\n", env!("CARGO_PKG_VERSION"))
+    );
 
     let err = admin_err(&g, "SHOW DATABASES");
-    assert!(err.contains("ERROR 1064") && err.contains("SELECT * FROM help"), "{err}");
+    assert!(
+        err.contains("ERROR 1064") && err.contains("SELECT * FROM help"),
+        "{err}"
+    );
     let err = admin_err(&g, "REMOVE BACKEND 7");
-    assert!(err.contains("backend_ndx 7 does not exist (there are 3 backends"), "{err}");
+    assert!(
+        err.contains("backend_ndx 7 does not exist (there are 3 backends"),
+        "{err}"
+    );
     let help = admin(&g, "SELECT * FROM help");
-    assert!(help.starts_with("command\tdescription\n") && help.contains("ADD SLAVE"), "{help}");
+    assert!(
+        help.starts_with("command\tdescription\n") && help.contains("ADD SLAVE"),
+        "{help}"
+    );
 
     // Wrong admin credentials, and the data port's account, are refused.
     for (user, pw) in [("admin", "wrong"), ("app", "app_pw")] {
         let out = Command::new("mysql")
-            .args(["--no-defaults", "-h127.0.0.1", &format!("-P{}", g.admin_port)])
+            .args([
+                "--no-defaults",
+                "-h127.0.0.1",
+                &format!("-P{}", g.admin_port),
+            ])
             .args([format!("-u{user}"), format!("-p{pw}")])
             .args(["-e", "SELECT * FROM backends"])
             .output()
@@ -206,13 +253,20 @@ async fn connectors_and_garbage_on_the_admin_port() {
     let g = Gantry::start(topo, &[]);
     wait_all_up(&g);
     // mysql_async asks @@max_allowed_packet, @@wait_timeout, @@socket on connect.
-    let mut conn = mysql_async::Conn::from_url(g.admin_url()).await.expect("mysql_async connects");
+    let mut conn = mysql_async::Conn::from_url(g.admin_url())
+        .await
+        .expect("mysql_async connects");
     let rows: Vec<mysql_async::Row> = conn.query("SELECT * FROM backends").await.expect("query");
     let rows: Vec<(u32, String, String, String)> = rows
         .iter()
         .map(|r| {
             let cell = |i: usize| r.get::<String, _>(i).expect("text cell");
-            (r.get::<u32, _>(0).expect("backend_ndx"), cell(1), cell(2), cell(3))
+            (
+                r.get::<u32, _>(0).expect("backend_ndx"),
+                cell(1),
+                cell(2),
+                cell(3),
+            )
         })
         .collect();
     assert_eq!(rows.len(), 3);
@@ -224,15 +278,25 @@ async fn connectors_and_garbage_on_the_admin_port() {
 
     // Garbage after the greeting: the port answers or hangs up, and stays up.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    for junk in [&b"\xff\xff\xff\x00junk"[..], b"\x01\x00\x00\x00", b"\x00\x00\x00\x00\x00\x00"] {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", g.admin_port)).await.expect("connect");
+    for junk in [
+        &b"\xff\xff\xff\x00junk"[..],
+        b"\x01\x00\x00\x00",
+        b"\x00\x00\x00\x00\x00\x00",
+    ] {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", g.admin_port))
+            .await
+            .expect("connect");
         let mut greeting = [0u8; 4];
         s.read_exact(&mut greeting).await.expect("greeting");
         let _ = s.write_all(junk).await;
         let mut sink = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut sink)).await;
     }
-    assert_eq!(backends(&g).len(), 3, "the admin port survives malformed input");
+    assert_eq!(
+        backends(&g).len(),
+        3,
+        "the admin port survives malformed input"
+    );
 }
 
 // ------------------------------------------------------------- hot swap
@@ -242,17 +306,34 @@ async fn set_offline_keeps_reads_off_and_set_online_brings_them_back() {
     let topo = common::shared_topology();
     let g = Gantry::start(topo, &[]);
     wait_all_up(&g);
-    assert_eq!(ids(&read_servers(&g, 20).await), [2, 3], "reads are spread over both replicas");
+    assert_eq!(
+        ids(&read_servers(&g, 20).await),
+        [2, 3],
+        "reads are spread over both replicas"
+    );
 
     assert_eq!(admin(&g, "SET OFFLINE 2"), "");
     assert_eq!(backends(&g)[1].1, "offline");
-    assert_eq!(ids(&read_servers(&g, 30).await), [3], "no read reaches the offline replica");
+    assert_eq!(
+        ids(&read_servers(&g, 30).await),
+        [3],
+        "no read reaches the offline replica"
+    );
 
     admin(&g, "set online 2;");
     let state = backends(&g)[1].1.clone();
-    assert!(state == "up" || state == "unknown", "SET ONLINE leaves offline: {state}");
-    common::wait_until(Duration::from_secs(10), "replica1 to be up again", || backends(&g)[1].1 == "up");
-    assert_eq!(ids(&read_servers(&g, 20).await), [2, 3], "SET ONLINE brings the replica back");
+    assert!(
+        state == "up" || state == "unknown",
+        "SET ONLINE leaves offline: {state}"
+    );
+    common::wait_until(Duration::from_secs(10), "replica1 to be up again", || {
+        backends(&g)[1].1 == "up"
+    });
+    assert_eq!(
+        ids(&read_servers(&g, 20).await),
+        [2, 3],
+        "SET ONLINE brings the replica back"
+    );
 
     // Both replicas offline: reads fall back to the primary.
     admin(&g, "SET OFFLINE 2; SET OFFLINE 3");
@@ -266,7 +347,8 @@ async fn running_statements_and_transactions_survive_a_swap() {
     wait_all_up(&g);
     admin(&g, "REMOVE BACKEND 3"); // one replica left: we know where reads go
     let table = common::unique_name("swap");
-    topo.primary.sql(&format!("CREATE TABLE test.{table} (id INT PRIMARY KEY)"));
+    topo.primary
+        .sql(&format!("CREATE TABLE test.{table} (id INT PRIMARY KEY)"));
 
     // A slow read on replica1 keeps running while replica1 is removed.
     let mut slow = proxy_conn(&g, "app", "app_pw").await.expect("connect");
@@ -281,13 +363,17 @@ async fn running_statements_and_transactions_survive_a_swap() {
     // A transaction in flight on the primary.
     let mut tx = proxy_conn(&g, "app", "app_pw").await.expect("connect");
     tx.query_drop("BEGIN").await.expect("begin");
-    tx.query_drop(format!("INSERT INTO test.{table} VALUES (1)")).await.expect("insert");
+    tx.query_drop(format!("INSERT INTO test.{table} VALUES (1)"))
+        .await
+        .expect("insert");
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     admin(&g, "REMOVE BACKEND 2");
     assert_eq!(backends(&g).len(), 1);
 
-    tx.query_drop(format!("INSERT INTO test.{table} VALUES (2)")).await.expect("insert after the swap");
+    tx.query_drop(format!("INSERT INTO test.{table} VALUES (2)"))
+        .await
+        .expect("insert after the swap");
     let n: u32 = tx
         .query_first(format!("SELECT COUNT(*) FROM test.{table}"))
         .await
@@ -296,9 +382,21 @@ async fn running_statements_and_transactions_survive_a_swap() {
     assert_eq!(n, 2, "the transaction sees its own rows on the primary");
     tx.query_drop("COMMIT").await.expect("commit");
     tx.disconnect().await.expect("disconnect");
-    assert_eq!(reader.await.expect("join"), Some((2, 0)), "the slow read finished on replica1");
-    assert_eq!(topo.primary.sql(&format!("SELECT COUNT(*) FROM test.{table}")), "2");
-    assert_eq!(ids(&read_servers(&g, 5).await), [1], "no replica left: reads go to the primary");
+    assert_eq!(
+        reader.await.expect("join"),
+        Some((2, 0)),
+        "the slow read finished on replica1"
+    );
+    assert_eq!(
+        topo.primary
+            .sql(&format!("SELECT COUNT(*) FROM test.{table}")),
+        "2"
+    );
+    assert_eq!(
+        ids(&read_servers(&g, 5).await),
+        [1],
+        "no replica left: reads go to the primary"
+    );
     topo.primary.sql(&format!("DROP TABLE test.{table}"));
 }
 
@@ -321,15 +419,27 @@ async fn removed_backends_pools_drain_and_close() {
     };
     let mut conns = Vec::new();
     for _ in 0..4 {
-        let mut c = proxy_conn(&g, &user, "pw").await.expect("connect as the new user");
+        let mut c = proxy_conn(&g, &user, "pw")
+            .await
+            .expect("connect as the new user");
         let _: Option<u32> = c.query_first("SELECT @@server_id").await.expect("read");
         conns.push(c);
     }
-    common::wait_until(Duration::from_secs(5), "pooled connections on replica1", || on_replica1() != "0");
+    common::wait_until(
+        Duration::from_secs(5),
+        "pooled connections on replica1",
+        || on_replica1() != "0",
+    );
     admin(&g, "REMOVE BACKEND 2");
-    common::wait_until(Duration::from_secs(10), "replica1's pool to close", || on_replica1() == "0");
+    common::wait_until(Duration::from_secs(10), "replica1's pool to close", || {
+        on_replica1() == "0"
+    });
     for mut c in conns {
-        let id: u32 = c.query_first("SELECT @@server_id").await.expect("read").expect("row");
+        let id: u32 = c
+            .query_first("SELECT @@server_id")
+            .await
+            .expect("read")
+            .expect("row");
         assert_ne!(id, 2, "no statement reaches a removed backend");
         c.disconnect().await.expect("disconnect");
     }
@@ -341,7 +451,12 @@ async fn removed_backends_pools_drain_and_close() {
 /// Parses `name: <number>` from sysbench's report.
 fn sysbench_figure(report: &str, name: &str) -> Option<f64> {
     let line = report.lines().find(|l| l.trim_start().starts_with(name))?;
-    line.split(':').nth(1)?.split_whitespace().next()?.parse().ok()
+    line.split(':')
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 #[test]
@@ -376,7 +491,13 @@ fn sysbench_read_only_sees_no_errors_while_admin_commands_run() {
     wait_all_up(&g);
     let run = Command::new("sysbench")
         .args(common_args(g.port))
-        .args(["--threads=4", "--time=14", "--skip-trx=on", "--db-ps-mode=disable", "run"])
+        .args([
+            "--threads=4",
+            "--time=14",
+            "--skip-trx=on",
+            "--db-ps-mode=disable",
+            "run",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -392,23 +513,35 @@ fn sysbench_read_only_sees_no_errors_while_admin_commands_run() {
     pause();
     let replica1 = topo.replicas[0].addr();
     let replica2 = topo.replicas[1].addr();
+    // backend_ndx of an address in the current list.
+    let ndx = |addr: &str| -> usize {
+        backends(&g)
+            .iter()
+            .position(|b| b.0 == addr)
+            .map(|i| i + 1)
+            .expect("backend listed")
+    };
     for round in 0..2 {
-        admin(&g, "SET OFFLINE 2");
-        let before = stats(&g)[1];
+        let n = ndx(&replica1);
+        admin(&g, &format!("SET OFFLINE {n}"));
+        let before = stats(&g)[n - 1];
         pause();
-        let after = stats(&g)[1];
+        let after = stats(&g)[n - 1];
         // Statements already dispatched may still be counted (<= threads).
-        assert!(after - before <= 4, "round {round}: offline replica got {} new statements", after - before);
-        admin(&g, "SET ONLINE 2");
+        assert!(
+            after - before <= 4,
+            "round {round}: offline replica got {} new statements",
+            after - before
+        );
+        admin(&g, &format!("SET ONLINE {n}"));
         pause();
-        admin(&g, "REMOVE BACKEND 3");
+        admin(&g, &format!("REMOVE BACKEND {}", ndx(&replica2)));
         pause();
         admin(&g, &format!("ADD SLAVE {replica2}@2"));
         pause();
-        admin(&g, "REMOVE BACKEND 2");
+        admin(&g, &format!("REMOVE BACKEND {}", ndx(&replica1)));
         pause();
         admin(&g, &format!("ADD SLAVE {replica1}"));
-        // Back to three backends, replicas in the order replica2, replica1.
         assert_eq!(backends(&g).len(), 3);
         pause();
     }
@@ -420,7 +553,11 @@ fn sysbench_read_only_sees_no_errors_while_admin_commands_run() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(sysbench_figure(&report, "ignored errors"), Some(0.0), "{report}");
+    assert_eq!(
+        sysbench_figure(&report, "ignored errors"),
+        Some(0.0),
+        "{report}"
+    );
     let queries = sysbench_figure(&report, "queries:").unwrap_or(0.0);
     let tps = sysbench_figure(&report, "transactions:").unwrap_or(0.0);
     assert!(queries > 0.0 && tps > 0.0, "{report}");
@@ -441,33 +578,66 @@ async fn remove_backend_and_add_slave_change_reads_and_save_config_persists_them
     let r1_port = topo.replicas[0].port;
 
     admin(&g, "REMOVE BACKEND 2;");
-    assert_eq!(ids(&read_servers(&g, 10).await), [3], "replica1 removed: reads go to replica2 only");
+    assert_eq!(
+        ids(&read_servers(&g, 10).await),
+        [3],
+        "replica1 removed: reads go to replica2 only"
+    );
     // A host name (not only dotted IPv4) with a weight.
     admin(&g, &format!("ADD SLAVE localhost:{r1_port}@3"));
     wait_all_up(&g);
     let seen = read_servers(&g, 40).await;
-    assert_eq!(ids(&seen), [2, 3], "replica1 is back under its host name: {seen:?}");
+    assert_eq!(
+        ids(&seen),
+        [2, 3],
+        "replica1 is back under its host name: {seen:?}"
+    );
     assert!(seen[&2] > seen[&3], "weight 3 vs 1: {seen:?}");
     let err = admin_err(&g, &format!("ADD SLAVE LOCALHOST:{r1_port}"));
     assert!(err.contains("already in the backend list"), "{err}");
 
     assert_eq!(admin(&g, "SAVE CONFIG"), "");
     let saved = std::fs::read_to_string(&path).expect("read saved config");
-    assert!(saved.contains("this comment must survive SAVE CONFIG"), "{saved}");
+    assert!(
+        saved.contains("this comment must survive SAVE CONFIG"),
+        "{saved}"
+    );
     assert!(saved.contains("log-level = \"info\""), "{saved}");
     let cfg = gantry::config::load_file_only(&path).expect("the saved file loads");
-    let ro: Vec<String> = cfg.proxy_read_only_backend_addresses.iter().map(|a| a.to_config_string()).collect();
-    assert_eq!(ro, [topo.replicas[1].addr(), format!("localhost:{r1_port}@3")], "{saved}");
-    assert_eq!(cfg.proxy_backend_addresses[0].to_string(), topo.primary.addr());
-    let leftovers: Vec<_> = std::fs::read_dir(&dir).expect("list").filter_map(|e| e.ok()).collect();
+    let ro: Vec<String> = cfg
+        .proxy_read_only_backend_addresses
+        .iter()
+        .map(|a| a.to_config_string())
+        .collect();
+    assert_eq!(
+        ro,
+        [topo.replicas[1].addr(), format!("localhost:{r1_port}@3")],
+        "{saved}"
+    );
+    assert_eq!(
+        cfg.proxy_backend_addresses[0].to_string(),
+        topo.primary.addr()
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .expect("list")
+        .filter_map(|e| e.ok())
+        .collect();
     assert_eq!(leftovers.len(), 1, "no temp file left next to the config");
 
     // A new Gantry started from the saved file sees the same backends.
     drop(g);
     let g2 = Gantry::start_with_args(&["--config", &path_s]);
     let rows = admin_rows(&g2, "SELECT * FROM backends");
-    let got: Vec<(&str, &str, &str)> =
-        rows.iter().map(|r| (r["address"].as_str(), r["type"].as_str(), r["weight"].as_str())).collect();
+    let got: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["address"].as_str(),
+                r["type"].as_str(),
+                r["weight"].as_str(),
+            )
+        })
+        .collect();
     let want_r1 = format!("localhost:{r1_port}");
     assert_eq!(
         got,
@@ -486,7 +656,10 @@ fn save_config_without_a_config_file_is_a_clear_error() {
     let topo = common::shared_topology();
     let g = Gantry::start(topo, &[]);
     let err = admin_err(&g, "SAVE CONFIG");
-    assert!(err.contains("SAVE CONFIG needs a configuration file: start gantry with --config"), "{err}");
+    assert!(
+        err.contains("SAVE CONFIG needs a configuration file: start gantry with --config"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -503,30 +676,51 @@ fn reload_config_and_sighup_apply_the_file() {
     let r2 = topo.replicas[1].addr();
     let edited = text
         .replace(&format!("[\"{r1}\", \"{r2}\"]"), &format!("[\"{r1}@4\"]"))
-        .replace("pwds = [\"app:app_pw\"]", "pwds = [\"app:app_pw\", \"admin:admin_pw\"]");
+        .replace(
+            "pwds = [\"app:app_pw\"]",
+            "pwds = [\"app:app_pw\", \"admin:admin_pw\"]",
+        );
     assert_ne!(edited, text);
     std::fs::write(&path, edited + "client-ips = [\"127.0.0.1\"]\n").expect("write");
     assert_eq!(admin(&g, "RELOAD CONFIG"), "");
     let rows = admin_rows(&g, "SELECT * FROM backends");
     assert_eq!(rows.len(), 2);
-    assert_eq!((rows[1]["address"].as_str(), rows[1]["weight"].as_str()), (r1.as_str(), "4"));
-    assert_eq!(rows[1]["state"], "offline", "a kept backend keeps the operator's state");
+    assert_eq!(
+        (rows[1]["address"].as_str(), rows[1]["weight"].as_str()),
+        (r1.as_str(), "4")
+    );
+    assert_eq!(
+        rows[1]["state"], "offline",
+        "a kept backend keeps the operator's state"
+    );
     assert_eq!(admin(&g, "SELECT * FROM clients"), "client\n127.0.0.1\n");
     assert!(admin(&g, "SELECT * FROM pwds").contains("admin\t******"));
 
     // SIGHUP does the same: put replica2 back.
     let text = std::fs::read_to_string(&path).expect("read");
-    std::fs::write(&path, text.replace(&format!("[\"{r1}@4\"]"), &format!("[\"{r1}@4\", \"{r2}\"]"))).expect("write");
-    let hup = Command::new("kill").args(["-HUP", &g.pid().to_string()]).status().expect("kill -HUP");
+    std::fs::write(
+        &path,
+        text.replace(&format!("[\"{r1}@4\"]"), &format!("[\"{r1}@4\", \"{r2}\"]")),
+    )
+    .expect("write");
+    let hup = Command::new("kill")
+        .args(["-HUP", &g.pid().to_string()])
+        .status()
+        .expect("kill -HUP");
     assert!(hup.success());
-    common::wait_until(Duration::from_secs(10), "SIGHUP to add replica2, up", || {
-        backends(&g).get(2) == Some(&(r2.clone(), "up".into(), "ro".into()))
-    });
+    common::wait_until(
+        Duration::from_secs(10),
+        "SIGHUP to add replica2, up",
+        || backends(&g).get(2) == Some(&(r2.clone(), "up".into(), "ro".into())),
+    );
 
     // A broken file is refused and nothing changes.
     std::fs::write(&path, "proxy-backend-addresses = [\"nope:99999\"]\n").expect("write");
     let err = admin_err(&g, "RELOAD CONFIG");
-    assert!(err.contains("ERROR 1105") && err.contains("config: "), "{err}");
+    assert!(
+        err.contains("ERROR 1105") && err.contains("config: "),
+        "{err}"
+    );
     assert_eq!(backends(&g).len(), 3);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -553,8 +747,10 @@ fn clients_not_in_client_ips_are_refused_with_a_clear_error() {
     let topo = common::shared_topology();
     let g = Gantry::start(topo, &["--client-ips", "10.0.0.0/8"]);
     let err = cli_login(&g, "app", "app_pw").expect_err("127.0.0.1 is not in client-ips");
+    // The MariaDB client words an ERR before the greeting its own way.
     assert!(
-        err.contains("ERROR 1130") && err.contains("Host '127.0.0.1' is not allowed to connect"),
+        err.contains("1130")
+            && err.contains("Host '127.0.0.1' is not allowed to connect to this Gantry proxy"),
         "{err}"
     );
     assert_eq!(admin(&g, "SELECT * FROM clients"), "client\n10.0.0.0/8\n");
@@ -585,7 +781,10 @@ fn add_pwd_and_remove_pwd_change_who_can_log_in() {
     cli_login(&g, "admin", "admin_pw").expect("an added account logs in");
     let pwds = admin(&g, "SELECT * FROM pwds");
     assert_eq!(pwds, "username\tpassword\napp\t******\nadmin\t******\n");
-    assert!(!g.log().contains("admin_pw"), "passwords never reach the log");
+    assert!(
+        !g.log().contains("admin_pw"),
+        "passwords never reach the log"
+    );
     let err = admin_err(&g, "ADD PWD admin:other");
     assert!(err.contains("already exists"), "{err}");
 
@@ -601,7 +800,9 @@ fn add_pwd_and_remove_pwd_change_who_can_log_in() {
 
 /// The reference deployment's scripts, kept in admin-sql/operator-scripts.
 fn operator_script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("admin-sql/operator-scripts").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("admin-sql/operator-scripts")
+        .join(name)
 }
 
 fn run_script(name: &str, env: &[(&str, String)]) -> String {
@@ -672,11 +873,20 @@ impl Placeholders {
             ("{REPLICA1}".to_string(), topo.replicas[0].addr()),
             ("{REPLICA2}".to_string(), topo.replicas[1].addr()),
             ("{PRIMARY_PORT}".to_string(), topo.primary.port.to_string()),
-            ("{REPLICA1_PORT}".to_string(), topo.replicas[0].port.to_string()),
-            ("{REPLICA2_PORT}".to_string(), topo.replicas[1].port.to_string()),
+            (
+                "{REPLICA1_PORT}".to_string(),
+                topo.replicas[0].port.to_string(),
+            ),
+            (
+                "{REPLICA2_PORT}".to_string(),
+                topo.replicas[1].port.to_string(),
+            ),
             ("{PROXY_PORT}".to_string(), g.port.to_string()),
             ("{ADMIN_PORT}".to_string(), g.admin_port.to_string()),
-            ("{VERSION}".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+            (
+                "{VERSION}".to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            ),
         ];
         // Longest values first, so an address wins over its port.
         v.sort_by_key(|(_, value)| std::cmp::Reverse(value.len()));
@@ -684,32 +894,16 @@ impl Placeholders {
     }
 
     fn fill(&self, s: &str) -> String {
-        self.0.iter().fold(s.to_string(), |acc, (k, v)| acc.replace(k, v))
+        self.0
+            .iter()
+            .fold(s.to_string(), |acc, (k, v)| acc.replace(k, v))
     }
 
     fn abstract_out(&self, s: &str) -> String {
-        self.0.iter().fold(s.to_string(), |acc, (k, v)| acc.replace(v, k))
+        self.0
+            .iter()
+            .fold(s.to_string(), |acc, (k, v)| acc.replace(v, k))
     }
-}
-
-/// Statements of a .sql file, with the comment lines before each.
-fn split_sql(text: &str) -> Vec<(Vec<String>, String)> {
-    let mut out = Vec::new();
-    let (mut comments, mut stmt) = (Vec::new(), Vec::<String>::new());
-    for line in text.lines() {
-        let t = line.trim();
-        if stmt.is_empty() && (t.is_empty() || t.starts_with("--")) {
-            comments.push(line.to_string());
-            continue;
-        }
-        stmt.push(line.to_string());
-        if t.ends_with(';') || t.ends_with("\\G") {
-            out.push((std::mem::take(&mut comments), stmt.join("\n")));
-            stmt.clear();
-        }
-    }
-    assert!(stmt.is_empty(), "unterminated statement: {stmt:?}");
-    out
 }
 
 /// Runs one statement like `mysql --table -vv` and renders it as a session
@@ -719,7 +913,12 @@ fn transcript_of(g: &Gantry, stmt: &str) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let mut lines: Vec<&str> = stdout.lines().collect();
     // Drop the client's echo of the statement (between two dash lines).
-    let dashes: Vec<usize> = lines.iter().enumerate().filter(|(_, l)| **l == "--------------").map(|(i, _)| i).collect();
+    let dashes: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| **l == "--------------")
+        .map(|(i, _)| i)
+        .collect();
     if dashes.len() >= 2 {
         lines.drain(..=dashes[1]);
     }
@@ -740,117 +939,6 @@ fn transcript_of(g: &Gantry, stmt: &str) -> String {
     }
     t.push('\n');
     t
-}
-
-/// Table lines re-padded to their content (after placeholders changed the
-/// widths); a column stays right-aligned if its cells were.
-fn realign(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        if !lines[i].starts_with('+') {
-            out.push(lines[i].to_string());
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < lines.len() && (lines[i].starts_with('+') || lines[i].starts_with('|')) {
-            i += 1;
-        }
-        out.extend(realign_table(&lines[start..i]));
-    }
-    out.join("\n") + "\n"
-}
-
-/// The padded cells of a `| a | b |` line.
-fn cells(line: &str) -> Vec<&str> {
-    let inner = line.strip_prefix("| ").and_then(|l| l.strip_suffix(" |")).unwrap_or(line);
-    inner.split(" | ").collect()
-}
-
-fn realign_table(block: &[&str]) -> Vec<String> {
-    let rows: Vec<Vec<&str>> = block.iter().filter(|l| l.starts_with('|')).map(|l| cells(l)).collect();
-    let ncols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let mut width = vec![0usize; ncols];
-    let mut right = vec![false; ncols];
-    for (r, row) in rows.iter().enumerate() {
-        for (c, cell) in row.iter().enumerate() {
-            let v = cell.trim();
-            width[c] = width[c].max(v.chars().count());
-            // Left-aligned values start at the cell's first character.
-            right[c] |= r > 0 && cell.starts_with(' ') && !v.is_empty();
-        }
-    }
-    let border = format!("+{}+", width.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("+"));
-    let mut header = true;
-    block
-        .iter()
-        .map(|l| {
-            if l.starts_with('+') {
-                return border.clone();
-            }
-            // Column names are always left-aligned.
-            let in_header = std::mem::replace(&mut header, false);
-            let row = cells(l);
-            let padded: Vec<String> = (0..ncols)
-                .map(|c| {
-                    let v = row.get(c).map_or("", |s| s.trim());
-                    if right[c] && !in_header {
-                        format!(" {v:>w$} ", w = width[c])
-                    } else {
-                        format!(" {v:<w$} ", w = width[c])
-                    }
-                })
-                .collect();
-            format!("|{}|", padded.join("|"))
-        })
-        .collect()
-}
-
-/// A line with padding removed, for comparison.
-fn canonical(line: &str) -> String {
-    if line.starts_with('+') && line.chars().all(|c| c == '+' || c == '-') {
-        return "+".into();
-    }
-    if line.starts_with('|') {
-        let c: Vec<&str> = cells(line).into_iter().map(str::trim).collect();
-        return format!("| {} |", c.join(" | "));
-    }
-    line.trim().to_string()
-}
-
-/// `{?}` in an expected line matches any text.
-fn line_matches(expected: &str, actual: &str) -> bool {
-    let parts: Vec<&str> = expected.split("{?}").collect();
-    if parts.len() == 1 {
-        return expected == actual;
-    }
-    let Some(mut rest) = actual.strip_prefix(parts[0]) else { return false };
-    for (i, p) in parts.iter().enumerate().skip(1) {
-        if i == parts.len() - 1 {
-            return rest.ends_with(p);
-        }
-        match rest.find(p) {
-            Some(at) => rest = &rest[at + p.len()..],
-            None => return false,
-        }
-    }
-    true
-}
-
-fn transcript_matches(expected: &str, actual: &str) -> Result<(), String> {
-    let e: Vec<String> = expected.lines().map(canonical).collect();
-    let a: Vec<String> = actual.lines().map(canonical).collect();
-    for (i, (el, al)) in e.iter().zip(&a).enumerate() {
-        if !line_matches(el, al) {
-            return Err(format!("line {}: expected {el:?}, got {al:?}", i + 1));
-        }
-    }
-    if e.len() != a.len() {
-        return Err(format!("expected {} lines, got {}", e.len(), a.len()));
-    }
-    Ok(())
 }
 
 /// Runs every admin-sql/NN-*.sql in order against one Gantry (started with
@@ -878,7 +966,11 @@ async fn admin_sql_reference_matches_a_live_gantry() {
     let mut holder = None;
     let mut failures = Vec::new();
     for file in &files {
-        let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+        let name = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
         if name.contains("sessions") && holder.is_none() {
             // A client in a transaction, so sessions/pools/stats have a row to show.
             let mut c = proxy_conn(&g, "app", "app_pw").await.expect("connect");
@@ -911,23 +1003,15 @@ async fn admin_sql_reference_matches_a_live_gantry() {
         c.disconnect().await.expect("disconnect");
     }
     let saved = std::fs::read_to_string(&config).expect("config after SAVE CONFIG");
-    assert!(saved.contains(&format!("\"{}@2\"", topo.replicas[1].addr())), "SAVE CONFIG kept the weight: {saved}");
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(failures.is_empty(), "{} admin-sql file(s) differ:\n{}", failures.len(), failures.join("\n"));
-}
-
-#[test]
-fn transcript_comparison_ignores_padding_and_honours_wildcards() {
-    let expected = "+--+\n| a | b |\n+--+\n| 1 | {?} |\n";
-    let actual = "+-----+-----+\n|   a | b   |\n+-----+-----+\n| 1   | xyz |\n";
-    transcript_matches(expected, actual).expect("match");
-    assert!(transcript_matches("| 1 | 2 |", "| 1 | 3 |").is_err());
-    assert!(transcript_matches("a\nb", "a").is_err());
-    let table = "+---+-------------+\n| n | address     |\n+---+-------------+\n| 1 | {PRIMARY} |\n+---+-------------+\n";
-    assert_eq!(
-        realign(table),
-        "+---+-----------+\n| n | address   |\n+---+-----------+\n| 1 | {PRIMARY} |\n+---+-----------+\n"
+    assert!(
+        saved.contains(&format!("\"{}@2\"", topo.replicas[1].addr())),
+        "SAVE CONFIG kept the weight: {saved}"
     );
-    let right = "+-------+\n| count |\n+-------+\n|    12 |\n+-------+\n";
-    assert_eq!(realign(right), right, "right-aligned numbers stay right-aligned");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        failures.is_empty(),
+        "{} admin-sql file(s) differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

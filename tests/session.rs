@@ -381,3 +381,71 @@ fn load_data_local_infile_loads_rows() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1000\t500500");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compressed_protocol_clients_work() {
+    let t = shared_topology();
+    let g = Gantry::start(t, &[]);
+    let opts = mysql_async::OptsBuilder::from_opts(
+        Opts::from_url(&g.url("app", "app_pw", "test")).unwrap(),
+    )
+    .compression(Some(mysql_async::Compression::fast()));
+    let mut c = Conn::new(opts)
+        .await
+        .expect("compressed connection through gantry");
+    let table = common::unique_name("zip");
+    c.query_drop(format!(
+        "CREATE TABLE {table} (id INT PRIMARY KEY, b LONGBLOB)"
+    ))
+    .await
+    .unwrap();
+    // Larger than one compressed frame, and compressible.
+    let blob: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    c.exec_drop(
+        format!("INSERT INTO {table} VALUES (1, ?)"),
+        (blob.clone(),),
+    )
+    .await
+    .unwrap();
+    c.query_drop("BEGIN").await.unwrap();
+    let back: Vec<u8> = c
+        .query_first(format!("SELECT b FROM {table}"))
+        .await
+        .unwrap()
+        .unwrap();
+    c.query_drop("COMMIT").await.unwrap();
+    assert!(back == blob, "blob differs after compression both ways");
+    let mut ports = BTreeSet::new();
+    for _ in 0..6 {
+        let (n, port): (u64, u16) = c.query_first("SELECT 7, @@port").await.unwrap().unwrap();
+        assert_eq!(n, 7);
+        ports.insert(port);
+    }
+    assert!(
+        !ports.contains(&t.primary.port),
+        "reads still split: {ports:?}"
+    );
+    c.query_drop(format!("DROP TABLE {table}")).await.unwrap();
+    // The CLI's --compress too.
+    let out = std::process::Command::new("mariadb")
+        .args([
+            "-C",
+            "-h127.0.0.1",
+            &format!("-P{}", g.port),
+            "-uapp",
+            "-papp_pw",
+            "-N",
+            "-B",
+            "test",
+            "-e",
+            "SELECT LENGTH(REPEAT('ab', 100000)), 1+1",
+        ])
+        .output()
+        .expect("mariadb client");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "200000\t2");
+}

@@ -115,6 +115,9 @@ fn edit_topology<F>(ctx: &Context, mut edit: F) -> Result<(), AdminError>
 where
     F: FnMut(&[BackendEntry]) -> Result<Vec<BackendEntry>, AdminError>,
 {
+    // Refuse before publishing anything in the common case; a race with the
+    // health loop is caught again inside the rcu below.
+    edit(&ctx.topology.load().backends)?;
     let mut outcome = Ok(());
     ctx.update_topology(|current| match edit(current) {
         Ok(next) => {

@@ -6,8 +6,8 @@
 use bytes::Buf;
 use std::io;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
+use super::client_stream::ClientStream;
 use crate::backend::BackendConn;
 use crate::protocol::packet::{header, PacketReader};
 use crate::protocol::{Expect, ResponseScanner, ScanState};
@@ -40,7 +40,7 @@ pub fn last_seq(request: &[u8]) -> u8 {
 /// Sends `request` (complete packets, headers included) and relays the
 /// response. Returns the scanner, which knows the final status flags.
 pub async fn forward(
-    client: &mut TcpStream,
+    client: &mut ClientStream,
     client_reader: &mut PacketReader,
     conn: &mut BackendConn,
     request: &[u8],
@@ -96,7 +96,7 @@ pub async fn forward(
 /// LOCAL INFILE: the client sends the file as packets ending with an empty
 /// one; they go to the backend unchanged. Returns the last sequence id.
 async fn relay_local_infile(
-    client: &mut TcpStream,
+    client: &mut ClientStream,
     client_reader: &mut PacketReader,
     conn: &mut BackendConn,
 ) -> Result<u8, ForwardError> {

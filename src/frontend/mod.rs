@@ -1,6 +1,7 @@
 //! The client-facing side: accepting connections, the connection phase and
 //! the per-client session.
 
+pub mod client_stream;
 pub mod forward;
 pub mod login;
 pub mod registry;
@@ -15,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::backend::PoolKey;
 use crate::context::Context;
-use crate::protocol::auth::FORWARDED_CAPABILITIES;
+use crate::protocol::auth::{CLIENT_COMPRESS, FORWARDED_CAPABILITIES};
 use crate::protocol::packet::PacketReader;
 use crate::protocol::MyError;
 use registry::SessionInfo;
@@ -98,6 +99,7 @@ async fn handle_client(mut stream: TcpStream, peer: SocketAddr, ctx: &Arc<Contex
         schema: login.database.clone(),
         nonce: authed.nonce,
         user: login.user.clone(),
+        compress: login.capabilities & CLIENT_COMPRESS != 0,
     });
     if let Ok(mut s) = info.schema.lock() {
         s.clone_from(&login.database);

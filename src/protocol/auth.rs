@@ -14,13 +14,14 @@ pub const NATIVE_PASSWORD: &str = "mysql_native_password";
 pub const CACHING_SHA2: &str = "caching_sha2_password";
 
 /// Capabilities Gantry can offer its clients, before intersecting with the
-/// primary's. Left out: SSL, compression, query attributes, optional
+/// primary's. Left out: SSL, query attributes, optional
 /// metadata and expired-password handling (not implemented by the proxy).
 pub const PROXY_CAPABILITIES: u32 = 0x0000_0001 // LONG_PASSWORD
     | 0x0000_0002 // FOUND_ROWS
     | 0x0000_0004 // LONG_FLAG
     | 0x0000_0008 // CONNECT_WITH_DB
     | 0x0000_0010 // NO_SCHEMA
+    | 0x0000_0020 // COMPRESS (client side only; backends are not compressed)
     | 0x0000_0040 // ODBC
     | 0x0000_0080 // LOCAL_FILES
     | 0x0000_0100 // IGNORE_SPACE
@@ -62,6 +63,7 @@ const BACKEND_BASE_CAPABILITIES: u32 = 0x0000_0001 // LONG_PASSWORD
     | 0x0020_0000; // PLUGIN_AUTH_LENENC_CLIENT_DATA
 
 pub const CLIENT_CONNECT_WITH_DB: u32 = 0x0000_0008;
+pub const CLIENT_COMPRESS: u32 = 0x0000_0020;
 pub const CLIENT_PROTOCOL_41: u32 = 0x0000_0200;
 pub const CLIENT_SSL: u32 = 0x0000_0800;
 pub const CLIENT_PLUGIN_AUTH: u32 = 0x0008_0000;
@@ -92,7 +94,7 @@ impl ServerIdentity {
             version: version_override
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("{}-gantry", greeting.version)),
-            capabilities: greeting.capabilities & PROXY_CAPABILITIES,
+            capabilities: (greeting.capabilities & PROXY_CAPABILITIES) | CLIENT_COMPRESS,
             collation: greeting.collation,
         }
     }

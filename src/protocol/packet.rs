@@ -3,10 +3,13 @@
 
 use bytes::{BufMut, BytesMut};
 use std::io;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncReadExt;
 
 /// Largest payload of one physical packet; a payload this long continues.
 pub const MAX_PAYLOAD: usize = 0xFF_FFFF;
+/// `read_payload` serves the connection phase only: logins and auth
+/// answers are far smaller than this.
+pub const LOGIN_PACKET_LIMIT: usize = 64 * 1024;
 /// Refuse client commands larger than this (the server's own limit is
 /// max_allowed_packet; this only bounds Gantry's buffer).
 pub const MAX_COMMAND: usize = 1 << 30;
@@ -76,6 +79,20 @@ pub fn lenenc_int(buf: &[u8]) -> Option<(u64, usize)> {
     Some((v, size))
 }
 
+/// A byte source packets are read from: a socket, or the client stream
+/// that may be compressed.
+#[allow(async_fn_in_trait)]
+pub trait ReadInto {
+    /// Appends what is available to `buf`; 0 at end of stream.
+    async fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize>;
+}
+
+impl ReadInto for tokio::net::TcpStream {
+    async fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        self.read_buf(buf).await
+    }
+}
+
 /// Buffered reader of whole logical packets from one socket half, reusing
 /// its buffer across packets.
 pub struct PacketReader {
@@ -97,24 +114,32 @@ impl PacketReader {
 
     /// Waits until one complete logical packet is buffered and returns its
     /// length (headers included). `Ok(None)` on a clean EOF between packets.
-    pub async fn fill_packet<R: AsyncRead + Unpin>(
+    pub async fn fill_packet<R: ReadInto>(&mut self, src: &mut R) -> io::Result<Option<usize>> {
+        self.fill_packet_limited(src, MAX_COMMAND).await
+    }
+
+    /// Like `fill_packet`, refusing packets larger than `limit` bytes (login
+    /// packets are small; an unauthenticated peer must not make Gantry
+    /// buffer a gigabyte).
+    pub async fn fill_packet_limited<R: ReadInto>(
         &mut self,
         src: &mut R,
+        limit: usize,
     ) -> io::Result<Option<usize>> {
         loop {
             if let Some(n) = complete_len(&self.buf) {
                 return Ok(Some(n));
             }
-            if self.buf.len() > MAX_COMMAND {
+            if self.buf.len() > limit {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    "packet larger than 1 GiB",
+                    "packet larger than allowed",
                 ));
             }
             if self.buf.capacity() - self.buf.len() < 4096 {
                 self.buf.reserve(16 * 1024);
             }
-            if src.read_buf(&mut self.buf).await? == 0 {
+            if src.read_into(&mut self.buf).await? == 0 {
                 if self.buf.is_empty() {
                     return Ok(None);
                 }
@@ -125,12 +150,9 @@ impl PacketReader {
 
     /// Reads one logical packet and returns its payload (continuations
     /// joined) and the sequence id of its last physical packet.
-    pub async fn read_payload<R: AsyncRead + Unpin>(
-        &mut self,
-        src: &mut R,
-    ) -> io::Result<(Vec<u8>, u8)> {
+    pub async fn read_payload<R: ReadInto>(&mut self, src: &mut R) -> io::Result<(Vec<u8>, u8)> {
         let n = self
-            .fill_packet(src)
+            .fill_packet_limited(src, LOGIN_PACKET_LIMIT)
             .await?
             .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
         let raw = self.buf.split_to(n);

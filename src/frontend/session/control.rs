@@ -2,7 +2,6 @@
 //! COM_CHANGE_USER, and KILL / COM_PROCESS_KILL with Gantry's connection ids.
 
 use std::sync::atomic::Ordering;
-use tokio::io::AsyncWriteExt;
 
 use super::{End, Session, Target};
 use crate::backend::PoolKey;

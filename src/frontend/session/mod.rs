@@ -6,12 +6,12 @@ use bytes::BytesMut;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 mod control;
 mod prepared;
 
+use super::client_stream::ClientStream;
 use super::forward::{forward, ForwardError};
 use super::registry::{pin, SessionInfo};
 use super::state::SessionState;
@@ -51,7 +51,7 @@ impl From<io::Error> for End {
 pub struct Session {
     ctx: Arc<Context>,
     info: Arc<SessionInfo>,
-    client: TcpStream,
+    client: ClientStream,
     reader: PacketReader,
     out: BytesMut,
     password: Arc<str>,
@@ -77,6 +77,8 @@ pub struct Session {
     /// with.
     nonce: [u8; 20],
     user: String,
+    /// Switch to the compression protocol after the login's OK.
+    compress_after_login: bool,
 }
 
 /// Whether the statement reads LAST_INSERT_ID() / @@identity.
@@ -113,6 +115,8 @@ pub struct SessionSetup {
     pub schema: Option<String>,
     pub nonce: [u8; 20],
     pub user: String,
+    /// The client negotiated CLIENT_COMPRESS.
+    pub compress: bool,
 }
 
 impl Session {
@@ -121,7 +125,8 @@ impl Session {
         Self {
             ctx: s.ctx,
             info: s.info,
-            client: s.client,
+            client: ClientStream::new(s.client),
+            compress_after_login: s.compress,
             reader: s.reader,
             out: BytesMut::with_capacity(256),
             password: s.password,
@@ -160,6 +165,9 @@ impl Session {
         self.out.clear();
         ok_packet(&mut self.out, seq, 0, self.last_status, false);
         self.client.write_all(&self.out).await?;
+        if self.compress_after_login {
+            self.client.enable_compression();
+        }
         Ok(())
     }
 
