@@ -53,7 +53,12 @@ pub fn topology_from(cfg: &Config, pool: PoolConfig) -> Topology {
     ] {
         for addr in list {
             let rt = BackendRuntime::new(addr.to_string(), pool);
-            backends.push(BackendEntry::new(rt, role, addr.weight, BackendState::Unknown));
+            backends.push(BackendEntry::new(
+                rt,
+                role,
+                addr.weight,
+                BackendState::Unknown,
+            ));
         }
     }
     Topology::new(backends)

@@ -63,6 +63,9 @@ pub struct Context {
     /// Version and capabilities shown to clients (from the primary).
     pub identity: ArcSwap<ServerIdentity>,
     pub sessions: SessionRegistry,
+    /// Backends an operator removed (address, server_id): replica discovery
+    /// must not bring them back. ADD SLAVE/MASTER and RELOAD CONFIG clear it.
+    pub removed_by_operator: ArcSwap<Vec<(String, Option<u32>)>>,
     pub clients: AtomicUsize,
     pub stats: GlobalStats,
     next_connection_id: AtomicU32,
@@ -87,6 +90,7 @@ impl Context {
             client_ips: ArcSwap::from_pointee(client_ips),
             identity: ArcSwap::from_pointee(identity),
             sessions: SessionRegistry::default(),
+            removed_by_operator: ArcSwap::from_pointee(Vec::new()),
             clients: AtomicUsize::new(0),
             stats: GlobalStats::default(),
             next_connection_id: AtomicU32::new(1),
@@ -95,6 +99,14 @@ impl Context {
 
     pub fn next_connection_id(&self) -> u32 {
         self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether replica discovery must leave this server out.
+    pub fn removed_by_operator(&self, addr: &str, server_id: Option<u32>) -> bool {
+        self.removed_by_operator
+            .load()
+            .iter()
+            .any(|(a, id)| a.eq_ignore_ascii_case(addr) || (id.is_some() && *id == server_id))
     }
 
     pub fn password_of(&self, user: &str) -> Option<Arc<str>> {

@@ -85,10 +85,6 @@ fn wait_all_up(g: &Gantry) {
     });
 }
 
-/// Replica discovery would find a removed replica again (it still
-/// replicates from the primary), so tests that remove backends turn it off.
-const NO_DISCOVERY: &str = "--auto-discover-replicas=false";
-
 /// Connection options that skip mysql_async's settings query, so every
 /// statement a test sends is one it wrote.
 fn opts(url: &str) -> mysql_async::Opts {
@@ -151,7 +147,6 @@ fn write_config(topo: &Topology, dir: &Path, extra: &str) -> PathBuf {
          pwds = [\"app:app_pw\"]\n\
          monitor-username = \"monitor\"\n\
          monitor-password = \"monitor_pw\"\n\
-         auto-discover-replicas = false\n\
          log-level = \"info\"\n{extra}",
         topo.primary.addr(),
         topo.replicas[0].addr(),
@@ -343,7 +338,7 @@ async fn set_offline_keeps_reads_off_and_set_online_brings_them_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_statements_and_transactions_survive_a_swap() {
     let topo = common::shared_topology();
-    let g = Gantry::start(topo, &[NO_DISCOVERY]);
+    let g = Gantry::start(topo, &[]);
     wait_all_up(&g);
     admin(&g, "REMOVE BACKEND 3"); // one replica left: we know where reads go
     let table = common::unique_name("swap");
@@ -403,7 +398,7 @@ async fn running_statements_and_transactions_survive_a_swap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removed_backends_pools_drain_and_close() {
     let topo = common::shared_topology();
-    let g = Gantry::start(topo, &[NO_DISCOVERY]);
+    let g = Gantry::start(topo, &[]);
     wait_all_up(&g);
     // A user of its own, so other tests' connections do not count.
     let user = common::unique_name("drain");
@@ -487,7 +482,7 @@ fn sysbench_read_only_sees_no_errors_while_admin_commands_run() {
     );
     topo.wait_replicas_caught_up(Duration::from_secs(30));
 
-    let g = Gantry::start(topo, &[NO_DISCOVERY]);
+    let g = Gantry::start(topo, &[]);
     wait_all_up(&g);
     let run = Command::new("sysbench")
         .args(common_args(g.port))
@@ -578,6 +573,15 @@ async fn remove_backend_and_add_slave_change_reads_and_save_config_persists_them
     let r1_port = topo.replicas[0].port;
 
     admin(&g, "REMOVE BACKEND 2;");
+    // Replica discovery still sees replica1 replicating from the primary; it
+    // must not bring back what the operator removed.
+    std::thread::sleep(Duration::from_millis(3000));
+    assert_eq!(
+        backends(&g).len(),
+        2,
+        "REMOVE BACKEND sticks: {:?}",
+        backends(&g)
+    );
     assert_eq!(
         ids(&read_servers(&g, 10).await),
         [3],
@@ -823,7 +827,7 @@ fn run_script(name: &str, env: &[(&str, String)]) -> String {
 #[test]
 fn the_operator_scripts_run_unchanged() {
     let topo = common::shared_topology();
-    let g = Gantry::start(topo, &[NO_DISCOVERY]);
+    let g = Gantry::start(topo, &[]);
     wait_all_up(&g);
     let atlas = [
         ("ATLAS_HOST", "127.0.0.1".to_string()),

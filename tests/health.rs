@@ -35,12 +35,9 @@ fn runtime() -> Runtime {
         .expect("tokio runtime")
 }
 
-const MONITOR: [&str; 4] = ["--monitor-username", "monitor", "--monitor-password", "monitor_pw"];
-
+/// The harness's defaults include the monitor account.
 fn start_gantry(topo: &Topology, extra: &[&str]) -> Gantry {
-    let mut args: Vec<&str> = MONITOR.to_vec();
-    args.extend_from_slice(extra);
-    Gantry::start(topo, &args)
+    Gantry::start(topo, extra)
 }
 
 /// One client connection through Gantry, reopened after errors (a backend
@@ -92,7 +89,13 @@ impl Client {
 /// Reads through Gantry until none has reached `port` for `quiet`; returns
 /// how long after `since` the last read reached it (zero if none did) and
 /// how many reads went elsewhere during the quiet stretch.
-async fn wait_left(client: &mut Client, port: u16, since: Instant, quiet: Duration, limit: Duration) -> (Duration, usize) {
+async fn wait_left(
+    client: &mut Client,
+    port: u16,
+    since: Instant,
+    quiet: Duration,
+    limit: Duration,
+) -> (Duration, usize) {
     let mut last_hit: Option<Instant> = None;
     let mut elsewhere = 0usize;
     loop {
@@ -125,7 +128,10 @@ async fn wait_hit(client: &mut Client, port: u16, limit: Duration) -> Duration {
         if client.read_port().await == Some(port) {
             return t0.elapsed();
         }
-        assert!(t0.elapsed() < limit, "no read reached port {port} within {limit:?}");
+        assert!(
+            t0.elapsed() < limit,
+            "no read reached port {port} within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -136,12 +142,12 @@ async fn assert_no_read_reaches(client: &mut Client, port: u16, span: Duration) 
     let t0 = Instant::now();
     let mut served = 0;
     while t0.elapsed() < span {
-        match client.read_port().await {
-            Some(p) => {
-                assert_ne!(p, port, "a read reached port {port} while it should get none");
-                served += 1;
-            }
-            None => {}
+        if let Some(p) = client.read_port().await {
+            assert_ne!(
+                p, port,
+                "a read reached port {port} while it should get none"
+            );
+            served += 1;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -164,7 +170,10 @@ impl Writer {
             let mut c = Client::new(url);
             let mut ok = 0u64;
             while !flag.load(Ordering::Relaxed) {
-                if c.exec(&format!("INSERT INTO test.{table} (v) VALUES (1)")).await.is_ok() {
+                if c.exec(&format!("INSERT INTO test.{table} (v) VALUES (1)"))
+                    .await
+                    .is_ok()
+                {
                     ok += 1;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -183,17 +192,26 @@ impl Writer {
 
 fn create_table(primary: &Server, prefix: &str) -> String {
     let table = common::unique_name(prefix);
-    primary.sql(&format!("CREATE TABLE test.{table} (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"));
+    primary.sql(&format!(
+        "CREATE TABLE test.{table} (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"
+    ));
     table
 }
 
 /// `SELECT * FROM backends` on the admin port, keyed by address.
 async fn backends(admin_url: &str) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut c = Conn::from_url(admin_url).await.expect("admin login");
-    let rows: Vec<mysql_async::Row> = c.query("SELECT * FROM backends").await.expect("SELECT * FROM backends");
+    let rows: Vec<mysql_async::Row> = c
+        .query("SELECT * FROM backends")
+        .await
+        .expect("SELECT * FROM backends");
     rows.into_iter()
         .map(|r| {
-            let cols: Vec<String> = r.columns_ref().iter().map(|c| c.name_str().into_owned()).collect();
+            let cols: Vec<String> = r
+                .columns_ref()
+                .iter()
+                .map(|c| c.name_str().into_owned())
+                .collect();
             let vals: BTreeMap<String, String> = cols
                 .into_iter()
                 .zip(r.unwrap())
@@ -212,7 +230,12 @@ async fn backends(admin_url: &str) -> BTreeMap<String, BTreeMap<String, String>>
 }
 
 /// The admin row of `addr`, polled until `pred` holds.
-async fn wait_backend(gantry: &Gantry, addr: &str, limit: Duration, pred: impl Fn(&BTreeMap<String, String>) -> bool) -> BTreeMap<String, String> {
+async fn wait_backend(
+    gantry: &Gantry,
+    addr: &str,
+    limit: Duration,
+    pred: impl Fn(&BTreeMap<String, String>) -> bool,
+) -> BTreeMap<String, String> {
     let t0 = Instant::now();
     loop {
         let all = backends(&gantry.admin_url()).await;
@@ -221,7 +244,10 @@ async fn wait_backend(gantry: &Gantry, addr: &str, limit: Duration, pred: impl F
                 return row.clone();
             }
         }
-        assert!(t0.elapsed() < limit, "backend {addr} did not reach the expected state in {limit:?}: {all:#?}");
+        assert!(
+            t0.elapsed() < limit,
+            "backend {addr} did not reach the expected state in {limit:?}: {all:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -280,19 +306,38 @@ fn delayed_replica_leaves_over_max_replica_lag_and_returns_without_delay() {
         let t0 = Instant::now();
         replica.sql("STOP SLAVE; CHANGE MASTER TO MASTER_DELAY=30; START SLAVE");
         // Lag must first grow past 2 s, then one probe notices.
-        let (left, _) = wait_left(&mut client, replica.port, t0, Duration::from_secs(3), Duration::from_secs(20)).await;
+        let (left, _) = wait_left(
+            &mut client,
+            replica.port,
+            t0,
+            Duration::from_secs(3),
+            Duration::from_secs(20),
+        )
+        .await;
         println!("MASTER_DELAY=30: last read reached the replica {left:?} after the change");
-        let row = wait_backend(&gantry, &replica.addr(), Duration::from_secs(5), |r| r["state"] == "lagging").await;
+        let row = wait_backend(&gantry, &replica.addr(), Duration::from_secs(5), |r| {
+            r["state"] == "lagging"
+        })
+        .await;
         assert!(row["reason"].contains("max-replica-lag 2s"), "{row:?}");
         assert_no_read_reaches(&mut client, replica.port, Duration::from_secs(3)).await;
         let status = replica.slave_status().expect("replica status");
-        assert_eq!((status["Slave_IO_Running"].as_str(), status["Slave_SQL_Running"].as_str()), ("Yes", "Yes"));
+        assert_eq!(
+            (
+                status["Slave_IO_Running"].as_str(),
+                status["Slave_SQL_Running"].as_str()
+            ),
+            ("Yes", "Yes")
+        );
 
         replica.sql("STOP SLAVE; CHANGE MASTER TO MASTER_DELAY=0; START SLAVE");
         replica.wait_for_gtid(&topo.primary.gtid_current_pos(), Duration::from_secs(20));
         let back = wait_hit(&mut client, replica.port, Duration::from_secs(10)).await;
         println!("MASTER_DELAY=0: back in the read pool {back:?} after catching up");
-        assert!(back <= Duration::from_secs(3), "replica returned only {back:?} after catching up");
+        assert!(
+            back <= Duration::from_secs(3),
+            "replica returned only {back:?} after catching up"
+        );
     });
     assert!(writer.stop(&rt) > 0, "the writer inserted nothing");
 }
@@ -359,10 +404,17 @@ impl Forwarder {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
                     }
                 });
-                c.lock().unwrap_or_else(|e| e.into_inner()).push(task.abort_handle());
+                c.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(task.abort_handle());
             }
         });
-        Forwarder { port, target, conns, accept }
+        Forwarder {
+            port,
+            target,
+            conns,
+            accept,
+        }
     }
 
     fn addr(&self) -> String {
@@ -371,7 +423,12 @@ impl Forwarder {
 
     fn move_to(&self, port: u16) {
         self.target.store(port, Ordering::SeqCst);
-        for c in self.conns.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for c in self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             c.abort();
         }
     }
@@ -390,7 +447,15 @@ fn failover_drill_behind_a_moving_primary_address() {
     let rt = runtime();
     let table = create_table(&topo.primary, "hfail");
     let vip = Forwarder::start(&rt, topo.primary.port);
-    let gantry = start_gantry(&topo, &["--proxy-backend-addresses", &vip.addr(), "--max-replica-lag", "2"]);
+    let gantry = start_gantry(
+        &topo,
+        &[
+            "--proxy-backend-addresses",
+            &vip.addr(),
+            "--max-replica-lag",
+            "2",
+        ],
+    );
     let _serial = serial();
     let (old, r1, r2) = (&topo.primary, &topo.replicas[0], &topo.replicas[1]);
     let mut client = Client::new(gantry.url("app", "app_pw", "test"));
@@ -461,7 +526,10 @@ impl Writer {
             let mut c = Client::new(url);
             let mut ok = 0u64;
             while !flag.load(Ordering::Relaxed) {
-                if c.exec(&format!("INSERT INTO test.{table} (v) VALUES (2)")).await.is_ok() {
+                if c.exec(&format!("INSERT INTO test.{table} (v) VALUES (2)"))
+                    .await
+                    .is_ok()
+                {
                     ok += 1;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -474,7 +542,10 @@ impl Writer {
     async fn stop_here(self) {
         self.stop.store(true, Ordering::Relaxed);
         let ok = self.task.await.expect("writer task");
-        assert!(ok > 0, "no write through Gantry succeeded after the failover");
+        assert!(
+            ok > 0,
+            "no write through Gantry succeeded after the failover"
+        );
     }
 }
 
@@ -491,5 +562,96 @@ fn gtid_covers(have: &str, want: &str) -> bool {
             .collect()
     };
     let have = parse(have);
-    parse(want).iter().all(|(d, s)| have.get(d).is_some_and(|h| h >= s))
+    parse(want)
+        .iter()
+        .all(|(d, s)| have.get(d).is_some_and(|h| h >= s))
+}
+
+#[test]
+fn read_only_primary_gets_a_clear_error_and_is_retried_after_the_next_probe() {
+    let topo = Topology::start();
+    let rt = runtime();
+    let table = create_table(&topo.primary, "hro");
+    let gantry = start_gantry(&topo, &[]);
+    let _serial = serial();
+    let mut client = Client::new(gantry.url("app", "app_pw", "test"));
+    let insert = format!("INSERT INTO test.{table} (v) VALUES (1)");
+    rt.block_on(async {
+        client.exec(&insert).await.expect("write while writable");
+        topo.primary.sql("SET GLOBAL read_only=1");
+        // Until the next probe the server itself refuses; after it, Gantry does.
+        let t0 = Instant::now();
+        let err = loop {
+            let e = client
+                .exec(&insert)
+                .await
+                .expect_err("a write to a read-only primary must fail");
+            if e.contains("failover may be in progress") {
+                break e;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "Gantry kept sending writes: {e}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        println!(
+            "read_only primary: Gantry refuses writes {:?} after SET GLOBAL read_only=1: {err}",
+            t0.elapsed()
+        );
+        assert!(
+            err.contains("1290") && err.contains(&topo.primary.addr()),
+            "{err}"
+        );
+        let rows_before = topo
+            .primary
+            .sql(&format!("SELECT COUNT(*) FROM test.{table}"));
+
+        topo.primary.sql("SET GLOBAL read_only=0");
+        let t1 = Instant::now();
+        loop {
+            match client.exec(&insert).await {
+                Ok(()) => break,
+                Err(e) => assert!(
+                    t1.elapsed() < Duration::from_secs(5),
+                    "writes did not resume: {e}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        println!("read_only=0: writes resumed {:?} later", t1.elapsed());
+        assert_eq!(rows_before, "1", "no write got through while read-only");
+    });
+}
+
+#[test]
+fn monitor_without_replication_grants_keeps_replicas_out_of_the_read_pool() {
+    let topo = common::shared_topology();
+    let rt = runtime();
+    // `app` may connect but not run SHOW SLAVE STATUS: pinging alone is not enough.
+    let gantry = start_gantry(
+        topo,
+        &["--monitor-username", "app", "--monitor-password", "app_pw"],
+    );
+    let mut client = Client::new(gantry.url("app", "app_pw", "test"));
+    rt.block_on(async {
+        for r in &topo.replicas {
+            let row = wait_backend(&gantry, &r.addr(), Duration::from_secs(10), |r| {
+                r["state"] != "unknown"
+            })
+            .await;
+            assert_eq!(row["state"], "lagging", "{row:?}");
+            assert!(
+                row["reason"].starts_with("cannot read replication status"),
+                "{row:?}"
+            );
+        }
+        for _ in 0..10 {
+            assert_eq!(
+                client.read_port().await,
+                Some(topo.primary.port),
+                "reads fall back to the primary"
+            );
+        }
+    });
 }

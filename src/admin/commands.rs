@@ -173,6 +173,13 @@ fn same_endpoint(a: &BackendAddr, addr: &str) -> bool {
 fn add_backend(ctx: &Context, addr: BackendAddr, role: Role) -> Result<Reply, AdminError> {
     // Created once, outside the edit, so a retried edit adds the same one.
     let runtime = BackendRuntime::new(addr.to_string(), ctx.settings.load().pool);
+    let added = addr.to_string();
+    ctx.removed_by_operator.rcu(|list| {
+        list.iter()
+            .filter(|(a, _)| !a.eq_ignore_ascii_case(&added))
+            .cloned()
+            .collect::<Vec<_>>()
+    });
     edit_topology(ctx, |current| {
         if current.iter().any(|b| same_endpoint(&addr, b.addr())) {
             return Err(AdminError::DuplicateBackend(addr.to_string()));
@@ -194,12 +201,22 @@ fn add_backend(ctx: &Context, addr: BackendAddr, role: Role) -> Result<Reply, Ad
 }
 
 fn remove_backend(ctx: &Context, n: usize) -> Result<Reply, AdminError> {
+    let mut removed = None;
     edit_topology(ctx, |current| {
         let i = check_index(n, current)?;
         let mut next = current.to_vec();
-        next.remove(i);
+        let gone = next.remove(i);
+        removed = Some((gone.addr().to_string(), gone.server_id));
         Ok(next)
     })?;
+    // Discovery would otherwise find a still-replicating replica again.
+    if let Some(r) = removed {
+        ctx.removed_by_operator.rcu(|list| {
+            let mut next = Vec::clone(list);
+            next.push(r.clone());
+            next
+        });
+    }
     Ok(Reply::Done(1))
 }
 

@@ -66,6 +66,9 @@ pub fn apply(ctx: &Context, cfg: Config) -> Summary {
         )
         .collect();
     let before = ctx.topology.load_full();
+    // The file is the operator's word now: earlier removals are forgotten.
+    ctx.removed_by_operator
+        .store(std::sync::Arc::new(Vec::new()));
     ctx.update_topology(|current| {
         summary = Summary::default();
         let mut next = Vec::with_capacity(wanted.len());

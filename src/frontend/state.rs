@@ -45,7 +45,22 @@ impl SessionState {
         let mut effect = SetEffect::default();
         for a in assignments {
             let (key, value) = match a.scope {
-                SetScope::Global | SetScope::Transaction => continue,
+                SetScope::Global => continue,
+                // `SET TRANSACTION` (no SESSION) applies to the next
+                // transaction only, which runs on the connection it ran on.
+                SetScope::Transaction if a.name != "session transaction" => continue,
+                SetScope::Transaction => {
+                    for part in a.value.split(',') {
+                        let part = part.trim();
+                        let key = if part.to_ascii_uppercase().starts_with("ISOLATION") {
+                            "SESSION TRANSACTION ISOLATION"
+                        } else {
+                            "SESSION TRANSACTION ACCESS"
+                        };
+                        self.put(key.to_string(), part.to_string());
+                    }
+                    continue;
+                }
                 SetScope::Names => {
                     self.vars
                         .retain(|(k, _)| !CHARSET_VARS.contains(&k.as_str()));
@@ -72,14 +87,20 @@ impl SessionState {
                 self.vars
                     .retain(|(k, _)| k != "NAMES" && k != "CHARACTER SET");
                 self.vars.push((key, value));
-            } else if let Some(slot) = self.vars.iter_mut().find(|(k, _)| *k == key) {
-                slot.1 = value;
             } else {
-                self.vars.push((key, value));
+                self.put(key, value);
             }
         }
         self.rehash();
         effect
+    }
+
+    fn put(&mut self, key: String, value: String) {
+        if let Some(slot) = self.vars.iter_mut().find(|(k, _)| *k == key) {
+            slot.1 = value;
+        } else {
+            self.vars.push((key, value));
+        }
     }
 
     pub fn clear_vars(&mut self) {
@@ -98,26 +119,45 @@ impl SessionState {
         };
     }
 
-    /// The SET statement that brings a connection with `applied` variables
-    /// to this state, or `None` if nothing differs.
-    pub fn replay_sql(&self, applied: &[(String, String)]) -> Option<String> {
+    /// The statements that bring a connection with `applied` variables to
+    /// this state (usually one SET; empty if nothing differs). Session
+    /// transaction characteristics need statements of their own.
+    pub fn replay_sql(&self, applied: &[(String, String)]) -> Vec<String> {
         let mut parts: Vec<String> = Vec::new();
+        let mut separate = Vec::new();
         for (k, _) in applied {
-            if !self.vars.iter().any(|(mine, _)| mine == k) {
+            // Connections with transaction characteristics are never pooled
+            // (see `has_unresettable_state`), so only variables reset here.
+            if !is_transaction_key(k) && !self.vars.iter().any(|(mine, _)| mine == k) {
                 parts.push(reset_assignment(k));
             }
         }
         for (k, v) in &self.vars {
             if !applied.iter().any(|(ak, av)| ak == k && av == v) {
-                parts.push(assignment(k, v));
+                if is_transaction_key(k) {
+                    separate.push(format!("SET SESSION TRANSACTION {v}"));
+                } else {
+                    parts.push(assignment(k, v));
+                }
             }
         }
-        if parts.is_empty() {
-            None
-        } else {
-            Some(format!("SET {}", parts.join(", ")))
+        let mut out = Vec::new();
+        if !parts.is_empty() {
+            out.push(format!("SET {}", parts.join(", ")));
         }
+        out.extend(separate);
+        out
     }
+}
+
+fn is_transaction_key(key: &str) -> bool {
+    key.starts_with("SESSION TRANSACTION")
+}
+
+/// State a connection cannot be reset from cheaply: such a connection is
+/// closed at the end of its session instead of pooled.
+pub fn has_unresettable_state(vars: &[(String, String)]) -> bool {
+    vars.iter().any(|(k, _)| is_transaction_key(k))
 }
 
 fn assignment(key: &str, value: &str) -> String {
@@ -169,19 +209,16 @@ mod tests {
             set(SetScope::User, "a", "42", true),
         ]);
         assert_eq!(
-            s.replay_sql(&[]).unwrap(),
-            "SET @@session.time_zone = '+00:00', @a = 42"
+            s.replay_sql(&[]),
+            ["SET @@session.time_zone = '+00:00', @a = 42"]
         );
-        assert_eq!(s.replay_sql(&s.vars.clone()), None);
+        assert!(s.replay_sql(&s.vars.clone()).is_empty());
         let stale = vec![
             ("@@session.time_zone".to_string(), "'+01:00'".to_string()),
             ("@@session.sql_mode".to_string(), "'ANSI'".to_string()),
             ("@b".to_string(), "1".to_string()),
         ];
-        assert_eq!(
-            s.replay_sql(&stale).unwrap(),
-            "SET @@session.sql_mode = DEFAULT, @b = NULL, @@session.time_zone = '+00:00', @a = 42"
-        );
+        assert_eq!(s.replay_sql(&stale), ["SET @@session.sql_mode = DEFAULT, @b = NULL, @@session.time_zone = '+00:00', @a = 42"]);
     }
 
     #[test]
@@ -202,8 +239,8 @@ mod tests {
             true,
         )]);
         assert_eq!(
-            s.replay_sql(&[]).unwrap(),
-            "SET NAMES utf8mb4, @@session.character_set_results = NULL"
+            s.replay_sql(&[]),
+            ["SET NAMES utf8mb4, @@session.character_set_results = NULL"]
         );
     }
 
@@ -226,6 +263,44 @@ mod tests {
     fn odd_user_variable_names_are_quoted() {
         let mut s = SessionState::default();
         s.record_set(&[set(SetScope::User, "my var", "1", true)]);
-        assert_eq!(s.replay_sql(&[]).unwrap(), "SET @`my var` = 1");
+        assert_eq!(s.replay_sql(&[]), ["SET @`my var` = 1"]);
+    }
+
+    #[test]
+    fn session_transaction_characteristics_replay_separately() {
+        let mut s = SessionState::default();
+        s.record_set(&[set(
+            SetScope::Transaction,
+            "session transaction",
+            "READ ONLY, ISOLATION LEVEL SERIALIZABLE",
+            true,
+        )]);
+        s.record_set(&[set(
+            SetScope::Transaction,
+            "transaction",
+            "READ WRITE",
+            true,
+        )]);
+        s.record_set(&[set(SetScope::User, "a", "1", true)]);
+        assert_eq!(
+            s.replay_sql(&[]),
+            [
+                "SET @a = 1",
+                "SET SESSION TRANSACTION READ ONLY",
+                "SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE"
+            ]
+        );
+        assert!(has_unresettable_state(&s.vars));
+        let before = s.vars.clone();
+        s.record_set(&[set(
+            SetScope::Transaction,
+            "session transaction",
+            "ISOLATION LEVEL READ COMMITTED",
+            true,
+        )]);
+        assert_eq!(
+            s.replay_sql(&before),
+            ["SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"]
+        );
     }
 }

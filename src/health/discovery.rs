@@ -64,7 +64,9 @@ pub fn unknown_replicas(
         let addr = h.addr();
         let same_addr = |a: &str| a.eq_ignore_ascii_case(&addr);
         let same_id = |id: Option<u32>| id.is_some() && id == h.server_id;
-        let dup = known.iter().any(|k| same_addr(k.addr) || same_id(k.server_id))
+        let dup = known
+            .iter()
+            .any(|k| same_addr(k.addr) || same_id(k.server_id))
             || h.server_id == Some(primary_server_id)
             || out.iter().any(|o| same_addr(&o.addr()));
         if !dup {
@@ -79,7 +81,9 @@ mod tests {
     use super::*;
 
     fn row(cols: &[(&str, Option<&str>)]) -> Row {
-        cols.iter().map(|(c, v)| (c.to_string(), v.map(str::to_string))).collect()
+        cols.iter()
+            .map(|(c, v)| (c.to_string(), v.map(str::to_string)))
+            .collect()
     }
 
     #[test]
@@ -99,8 +103,16 @@ mod tests {
             ("Source_Id", Some("1")),
             ("Replica_UUID", Some("3e11fa47-71ca-11e1-9e33-c80aa9429562")),
         ]);
-        let no_report = row(&[("Server_id", Some("4")), ("Host", Some("")), ("Port", Some("3306"))]);
-        let junk = row(&[("Server_id", None), ("Host", Some("h")), ("Port", Some("x"))]);
+        let no_report = row(&[
+            ("Server_id", Some("4")),
+            ("Host", Some("")),
+            ("Port", Some("3306")),
+        ]);
+        let junk = row(&[
+            ("Server_id", None),
+            ("Host", Some("h")),
+            ("Port", Some("x")),
+        ]);
         let hosts = parse_hosts(&[maria, mysql, no_report, junk]);
         assert_eq!(hosts.len(), 2);
         assert_eq!(hosts[0].addr(), "127.0.0.1:41708");
@@ -115,12 +127,28 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
         };
-        let hosts = vec![h(2, 3307), h(3, 3308), h(1, 3306), h(4, 3309), h(5, 3310), h(5, 3310)];
+        let hosts = vec![
+            h(2, 3307),
+            h(3, 3308),
+            h(1, 3306),
+            h(4, 3309),
+            h(5, 3310),
+            h(5, 3310),
+        ];
         let known = [
-            Known { addr: "127.0.0.1:3307", server_id: None },
+            Known {
+                addr: "127.0.0.1:3307",
+                server_id: None,
+            },
             // Configured under another name, same server.
-            Known { addr: "localhost:3308", server_id: Some(3) },
-            Known { addr: "vip:3306", server_id: Some(9) },
+            Known {
+                addr: "localhost:3308",
+                server_id: Some(3),
+            },
+            Known {
+                addr: "vip:3306",
+                server_id: Some(9),
+            },
         ];
         let new = unknown_replicas(&hosts, &known, 1);
         let addrs: Vec<String> = new.iter().map(ReplicaHost::addr).collect();

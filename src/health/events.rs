@@ -67,7 +67,8 @@ pub fn count(kind: EventKind) -> u64 {
 
 pub fn emit(ev: Event, script: Option<PathBuf>) {
     COUNTS[ev.kind as usize].fetch_add(1, Ordering::Relaxed);
-    let worse = matches!(ev.new.as_str(), "down" | "lagging") || ev.kind == EventKind::ServerChanged;
+    let worse =
+        matches!(ev.new.as_str(), "down" | "lagging") || ev.kind == EventKind::ServerChanged;
     if worse {
         tracing::warn!(event = ev.kind.as_str(), backend = %ev.backend, old = %ev.old, new = %ev.new, reason = %ev.reason, "backend health changed");
     } else {
@@ -111,7 +112,9 @@ async fn run_script(path: &std::path::Path, ev: &Event) {
             tracing::warn!(script = %path.display(), %status, "notification-script failed");
         }
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(script = %path.display(), error = %e, "notification-script failed"),
+        Ok(Err(e)) => {
+            tracing::warn!(script = %path.display(), error = %e, "notification-script failed")
+        }
         // Dropping the child kills it (kill_on_drop).
         Err(_) => tracing::warn!(script = %path.display(), "notification-script timed out; killed"),
     }
@@ -129,7 +132,10 @@ mod tests {
         let script = dir.join("notify.sh");
         std::fs::write(
             &script,
-            format!("#!/bin/sh\necho \"$1 $2 $3 $4 $GANTRY_REASON\" > {}.tmp && mv {0}.tmp {0}\n", out.display()),
+            format!(
+                "#!/bin/sh\necho \"$1 $2 $3 $4 $GANTRY_REASON\" > {}.tmp && mv {0}.tmp {0}\n",
+                out.display()
+            ),
         )
         .unwrap();
         #[cfg(unix)]
@@ -152,10 +158,16 @@ mod tests {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(s) = std::fs::read_to_string(&out) {
-                assert_eq!(s.trim(), "state 127.0.0.1:3307 up lagging SQL thread stopped");
+                assert_eq!(
+                    s.trim(),
+                    "state 127.0.0.1:3307 up lagging SQL thread stopped"
+                );
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "notification-script did not run");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "notification-script did not run"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let _ = std::fs::remove_dir_all(&dir);

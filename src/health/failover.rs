@@ -15,11 +15,18 @@ use crate::backend::Role;
 ///   caught up. A read-only primary that does not replicate keeps its role
 ///   (failover in progress): writes to it are refused until it is writable.
 pub fn role_change(role: Role, probe: &ProbeResult) -> Option<(Role, &'static str)> {
-    let replicating = probe.replication.as_ref().is_some_and(|r| r.is_replicating());
+    if probe.replication_error.is_some() {
+        return None; // replication state unknown: nothing to follow
+    }
+    let replicating = probe
+        .replication
+        .as_ref()
+        .is_some_and(|r| r.is_replicating());
     match role {
-        Role::Replica if !probe.read_only && !replicating => {
-            Some((Role::Primary, "writable and not replicating: it was promoted"))
-        }
+        Role::Replica if !probe.read_only && !replicating => Some((
+            Role::Primary,
+            "writable and not replicating: it was promoted",
+        )),
         Role::Primary if probe.read_only && replicating => {
             Some((Role::Replica, "read-only and replicating: it was demoted"))
         }
@@ -37,13 +44,17 @@ mod tests {
         ProbeResult {
             flavor: Flavor::MariaDb,
             read_only,
-            identity: Identity { server_id: 1, uuid: None },
+            identity: Identity {
+                server_id: 1,
+                uuid: None,
+            },
             gtid: None,
             replication: io.map(|io| ReplicaStatus {
                 io_running: io.into(),
                 sql_running: "Yes".into(),
                 ..Default::default()
             }),
+            replication_error: None,
             replica_hosts: None,
         }
     }
@@ -56,7 +67,10 @@ mod tests {
         // Stopped but still configured (both threads No) counts as not replicating.
         let mut stopped = probe(false, Some("No"));
         stopped.replication.as_mut().unwrap().sql_running = "No".into();
-        assert_eq!(role_change(Role::Replica, &stopped).map(|r| r.0), Some(Role::Primary));
+        assert_eq!(
+            role_change(Role::Replica, &stopped).map(|r| r.0),
+            Some(Role::Primary)
+        );
     }
 
     #[test]
@@ -69,6 +83,13 @@ mod tests {
         assert_eq!(role_change(Role::Primary, &probe(false, None)), None);
         // Failover in progress behind a VIP: read-only, not replicating.
         assert_eq!(role_change(Role::Primary, &probe(true, None)), None);
+    }
+
+    #[test]
+    fn unknown_replication_changes_nothing() {
+        let mut p = probe(false, None);
+        p.replication_error = Some("Access denied; you need the SLAVE MONITOR privilege".into());
+        assert_eq!(role_change(Role::Replica, &p), None);
     }
 
     #[test]

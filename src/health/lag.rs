@@ -39,7 +39,13 @@ impl PrimaryHistory {
     /// Records the primary's position at `at`; a different server behind
     /// the primary starts a new history (old positions mean nothing to
     /// it). Returns true when that happened.
-    pub fn record(&mut self, at: Instant, who: &Identity, pos: Option<Gtid>, keep: Duration) -> bool {
+    pub fn record(
+        &mut self,
+        at: Instant,
+        who: &Identity,
+        pos: Option<Gtid>,
+        keep: Duration,
+    ) -> bool {
         let moved = self.identity.as_ref().is_some_and(|i| !i.same_server(who));
         if moved || self.identity.is_none() {
             self.samples.clear();
@@ -53,7 +59,10 @@ impl PrimaryHistory {
         // Keep the newest sample whatever its age: it is the current position.
         while self.samples.len() > 1
             && (self.samples.len() > MAX_SAMPLES
-                || self.samples.front().is_some_and(|(t, _)| at.duration_since(*t) > keep))
+                || self
+                    .samples
+                    .front()
+                    .is_some_and(|(t, _)| at.duration_since(*t) > keep))
         {
             self.samples.pop_front();
         }
@@ -97,7 +106,10 @@ mod tests {
     }
 
     fn id(n: u32) -> Identity {
-        Identity { server_id: n, uuid: None }
+        Identity {
+            server_id: n,
+            uuid: None,
+        }
     }
 
     const KEEP: Duration = Duration::from_secs(60);
@@ -117,8 +129,16 @@ mod tests {
         assert_eq!(lag.behind, Duration::from_millis(1500));
         assert_eq!(lag.missing, 10);
         // A probe that started before the 3 s sample does not see it.
-        let lag = h.lag_of(&pos("0-1-12").unwrap(), s(2) + Duration::from_millis(900)).unwrap();
-        assert_eq!(lag, GtidLag { behind: Duration::ZERO, missing: 0 });
+        let lag = h
+            .lag_of(&pos("0-1-12").unwrap(), s(2) + Duration::from_millis(900))
+            .unwrap();
+        assert_eq!(
+            lag,
+            GtidLag {
+                behind: Duration::ZERO,
+                missing: 0
+            }
+        );
         // Caught up with everything.
         let lag = h.lag_of(&pos("0-1-20").unwrap(), s(9)).unwrap();
         assert_eq!(lag.behind, Duration::ZERO);
@@ -130,7 +150,12 @@ mod tests {
         let t0 = Instant::now();
         let mut h = PrimaryHistory::default();
         for i in 0..10u64 {
-            h.record(t0 + Duration::from_secs(i), &id(1), pos(&format!("0-1-{}", 100 + i)), KEEP);
+            h.record(
+                t0 + Duration::from_secs(i),
+                &id(1),
+                pos(&format!("0-1-{}", 100 + i)),
+                KEEP,
+            );
         }
         let stuck = pos("0-1-101").unwrap();
         let lag = h.lag_of(&stuck, t0 + Duration::from_secs(10)).unwrap();
@@ -146,9 +171,13 @@ mod tests {
         assert!(h.record(t0 + Duration::from_secs(5), &id(2), pos("0-2-48"), KEEP));
         assert_eq!(h.identity(), Some(&id(2)));
         // 0-1-50 from the old primary is forgotten: 48 is caught up.
-        let lag = h.lag_of(&pos("0-2-48").unwrap(), t0 + Duration::from_secs(6)).unwrap();
+        let lag = h
+            .lag_of(&pos("0-2-48").unwrap(), t0 + Duration::from_secs(6))
+            .unwrap();
         assert_eq!(lag.behind, Duration::ZERO);
-        assert!(h.lag_of(&pos("0-2-48").unwrap(), t0 + Duration::from_secs(1)).is_none());
+        assert!(h
+            .lag_of(&pos("0-2-48").unwrap(), t0 + Duration::from_secs(1))
+            .is_none());
     }
 
     #[test]
@@ -160,7 +189,9 @@ mod tests {
         h.record(t0 + Duration::from_secs(5), &id(1), pos("0-1-2"), keep);
         h.record(t0 + Duration::from_secs(30), &id(1), None, keep);
         assert_eq!(h.samples.len(), 1);
-        let lag = h.lag_of(&pos("0-1-1").unwrap(), t0 + Duration::from_secs(30)).unwrap();
+        let lag = h
+            .lag_of(&pos("0-1-1").unwrap(), t0 + Duration::from_secs(30))
+            .unwrap();
         assert_eq!(lag.behind, Duration::from_secs(25));
     }
 }

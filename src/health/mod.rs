@@ -50,10 +50,16 @@ pub fn spawn(ctx: Arc<Context>) {
 /// any more), at most one probe timeout plus a little: clients connecting
 /// right after start then find replicas already judged.
 pub async fn first_round(ctx: &Context) {
-    let timeout = Duration::from_millis(ctx.config.load().probe_timeout_ms) + Duration::from_millis(250);
+    let timeout =
+        Duration::from_millis(ctx.config.load().probe_timeout_ms) + Duration::from_millis(250);
     let deadline = tokio::time::Instant::now() + timeout;
     while tokio::time::Instant::now() < deadline {
-        let pending = ctx.topology.load().backends.iter().any(|b| b.state == BackendState::Unknown);
+        let pending = ctx
+            .topology
+            .load()
+            .backends
+            .iter()
+            .any(|b| b.state == BackendState::Unknown);
         if !pending {
             return;
         }

@@ -61,8 +61,11 @@ pub struct ProbeResult {
     pub read_only: bool,
     pub identity: Identity,
     pub gtid: Option<Gtid>,
-    /// `None`: the server is no replica (no status row).
+    /// `None`: the server is no replica (no status row), or see below.
     pub replication: Option<ReplicaStatus>,
+    /// The server refused `SHOW SLAVE STATUS` (e.g. the monitor account
+    /// lacks REPLICATION CLIENT / SLAVE MONITOR).
+    pub replication_error: Option<String>,
     /// Its replicas, when asked for and permitted.
     pub replica_hosts: Option<Vec<ReplicaHost>>,
 }
@@ -111,7 +114,11 @@ impl Prober {
         want_hosts: bool,
         max_age: Duration,
     ) -> Result<ProbeResult, ProbeError> {
-        if self.open.as_ref().is_some_and(|o| o.since.elapsed() >= max_age) {
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|o| o.since.elapsed() >= max_age)
+        {
             self.open = None;
         }
         // Taken out while in use: a failed or abandoned probe leaves none.
@@ -139,7 +146,11 @@ impl Prober {
         let comment = text(&row, 1).unwrap_or_default();
         let maria = version.to_ascii_lowercase().contains("mariadb")
             || comment.to_ascii_lowercase().contains("mariadb");
-        let flavor = if maria { Flavor::MariaDb } else { Flavor::MySql };
+        let flavor = if maria {
+            Flavor::MariaDb
+        } else {
+            Flavor::MySql
+        };
         let modern = !maria && version_at_least(&version, (8, 0, 22));
         Ok(Open {
             conn,
@@ -164,13 +175,24 @@ impl Prober {
             Flavor::MariaDb => Gtid::MariaDb(MariaPos::parse(&s)),
             Flavor::MySql => Gtid::MySql(GtidSet::parse(&s)),
         });
-        let status_sql = if o.modern { "SHOW REPLICA STATUS" } else { "SHOW SLAVE STATUS" };
-        let replication = rows(&mut o.conn, status_sql)
-            .await?
-            .first()
-            .map(ReplicaStatus::from_row);
+        let status_sql = if o.modern {
+            "SHOW REPLICA STATUS"
+        } else {
+            "SHOW SLAVE STATUS"
+        };
+        // A refusal (usually a missing grant) is reported, not fatal: the
+        // server is reachable, its replication state is just unknown.
+        let (replication, replication_error) = match rows(&mut o.conn, status_sql).await {
+            Ok(r) => (r.first().map(ReplicaStatus::from_row), None),
+            Err(ProbeError::Query(mysql_async::Error::Server(e))) => (None, Some(e.message)),
+            Err(e) => return Err(e),
+        };
         let replica_hosts = if want_hosts {
-            let sql = if o.modern { "SHOW REPLICAS" } else { "SHOW SLAVE HOSTS" };
+            let sql = if o.modern {
+                "SHOW REPLICAS"
+            } else {
+                "SHOW SLAVE HOSTS"
+            };
             match rows(&mut o.conn, sql).await {
                 Ok(r) => Some(parse_hosts(&r)),
                 // Usually a missing privilege: discovery is off, probing is not.
@@ -191,6 +213,7 @@ impl Prober {
             identity: Identity { server_id, uuid },
             gtid,
             replication,
+            replication_error,
             replica_hosts,
         })
     }
@@ -210,8 +233,15 @@ async fn first_row(conn: &mut Conn, sql: &str) -> Result<Row, ProbeError> {
 }
 
 fn to_named(row: mysql_async::Row) -> Row {
-    let names: Vec<String> = row.columns_ref().iter().map(|c| c.name_str().into_owned()).collect();
-    names.into_iter().zip(row.unwrap().into_iter().map(value_text)).collect()
+    let names: Vec<String> = row
+        .columns_ref()
+        .iter()
+        .map(|c| c.name_str().into_owned())
+        .collect();
+    names
+        .into_iter()
+        .zip(row.unwrap().into_iter().map(value_text))
+        .collect()
 }
 
 fn value_text(v: Value) -> Option<String> {
@@ -269,8 +299,14 @@ mod tests {
 
     #[test]
     fn addresses_split() {
-        assert_eq!(split_host_port("127.0.0.1:3307"), Some(("127.0.0.1".into(), 3307)));
-        assert_eq!(split_host_port("db.example"), Some(("db.example".into(), 3306)));
+        assert_eq!(
+            split_host_port("127.0.0.1:3307"),
+            Some(("127.0.0.1".into(), 3307))
+        );
+        assert_eq!(
+            split_host_port("db.example"),
+            Some(("db.example".into(), 3306))
+        );
         assert_eq!(split_host_port("[::1]:3308"), Some(("::1".into(), 3308)));
         assert_eq!(split_host_port("[::1]"), Some(("::1".into(), 3306)));
         assert_eq!(split_host_port("::1:3306"), None);
@@ -289,12 +325,33 @@ mod tests {
 
     #[test]
     fn identities_prefer_uuid() {
-        let a = Identity { server_id: 1, uuid: Some("AB".into()) };
-        let b = Identity { server_id: 1, uuid: Some("cd".into()) };
-        assert!(!a.same_server(&b), "same server_id, different uuid: different servers");
-        assert!(a.same_server(&Identity { server_id: 9, uuid: Some("ab".into()) }));
-        let m = Identity { server_id: 2, uuid: None };
-        assert!(m.same_server(&Identity { server_id: 2, uuid: None }));
-        assert!(!m.same_server(&Identity { server_id: 3, uuid: None }));
+        let a = Identity {
+            server_id: 1,
+            uuid: Some("AB".into()),
+        };
+        let b = Identity {
+            server_id: 1,
+            uuid: Some("cd".into()),
+        };
+        assert!(
+            !a.same_server(&b),
+            "same server_id, different uuid: different servers"
+        );
+        assert!(a.same_server(&Identity {
+            server_id: 9,
+            uuid: Some("ab".into())
+        }));
+        let m = Identity {
+            server_id: 2,
+            uuid: None,
+        };
+        assert!(m.same_server(&Identity {
+            server_id: 2,
+            uuid: None
+        }));
+        assert!(!m.same_server(&Identity {
+            server_id: 3,
+            uuid: None
+        }));
     }
 }

@@ -73,11 +73,21 @@ impl ReplicaStatus {
     /// Why this replica may not serve reads, if its threads say so.
     pub fn thread_problem(&self) -> Option<String> {
         if !self.io_ok() {
-            let state = if self.io_running.is_empty() { "No" } else { &self.io_running };
-            return Some(with_error(format!("IO thread not running ({state})"), &self.last_io_error));
+            let state = if self.io_running.is_empty() {
+                "No"
+            } else {
+                &self.io_running
+            };
+            return Some(with_error(
+                format!("IO thread not running ({state})"),
+                &self.last_io_error,
+            ));
         }
         if !self.sql_ok() {
-            return Some(with_error("SQL thread stopped".into(), &self.last_sql_error));
+            return Some(with_error(
+                "SQL thread stopped".into(),
+                &self.last_sql_error,
+            ));
         }
         None
     }
@@ -179,7 +189,10 @@ Executed_Gtid_Set,Auto_Position,Replicate_Rewrite_DB,Channel_Name,Master_TLS_Ver
         assert!(s.io_ok() && s.sql_ok() && s.is_replicating());
         assert_eq!(s.thread_problem(), None);
         assert_eq!(s.seconds_behind, Some(0));
-        assert_eq!((s.source_host.as_str(), s.source_port), ("127.0.0.1", Some(3306)));
+        assert_eq!(
+            (s.source_host.as_str(), s.source_port),
+            ("127.0.0.1", Some(3306))
+        );
         assert_eq!(s.source_server_id, Some(1));
         assert_eq!(s.received_gtid.as_deref(), Some("0-1-23"));
         assert!(s.sql_state.starts_with("Slave has read all relay log"));
@@ -193,13 +206,19 @@ Executed_Gtid_Set,Auto_Position,Replicate_Rewrite_DB,Channel_Name,Master_TLS_Ver
                 ("Slave_IO_Running", Some("Yes")),
                 ("Slave_SQL_Running", Some("No")),
                 ("Seconds_Behind_Master", None),
-                ("Last_SQL_Error", Some("Duplicate entry '1' for key 'PRIMARY'")),
+                (
+                    "Last_SQL_Error",
+                    Some("Duplicate entry '1' for key 'PRIMARY'"),
+                ),
             ],
         ));
         assert_eq!(s.seconds_behind, None);
         assert!(s.is_replicating());
         let why = s.thread_problem().expect("SQL thread stopped is a problem");
-        assert!(why.starts_with("SQL thread stopped: Duplicate entry"), "{why}");
+        assert!(
+            why.starts_with("SQL thread stopped: Duplicate entry"),
+            "{why}"
+        );
     }
 
     #[test]
@@ -213,15 +232,24 @@ Executed_Gtid_Set,Auto_Position,Replicate_Rewrite_DB,Channel_Name,Master_TLS_Ver
                 ("Source_Host", Some("db1")),
                 ("Source_Port", Some("3307")),
                 ("Last_IO_Error", Some("error connecting to source")),
-                ("Retrieved_Gtid_Set", Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5")),
-                ("Replica_SQL_Running_State", Some("Replica has read all relay log")),
+                (
+                    "Retrieved_Gtid_Set",
+                    Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5"),
+                ),
+                (
+                    "Replica_SQL_Running_State",
+                    Some("Replica has read all relay log"),
+                ),
             ],
         ));
         // Seconds_Behind_Source reads 0 but the IO thread is not connected.
         assert_eq!(s.seconds_behind, Some(0));
         assert!(!s.io_ok() && s.is_replicating());
         let why = s.thread_problem().unwrap();
-        assert_eq!(why, "IO thread not running (Connecting): error connecting to source");
+        assert_eq!(
+            why,
+            "IO thread not running (Connecting): error connecting to source"
+        );
         assert_eq!(s.source_port, Some(3307));
         assert!(s.received_gtid.unwrap().ends_with(":1-5"));
     }
@@ -252,6 +280,9 @@ Executed_Gtid_Set,Auto_Position,Replicate_Rewrite_DB,Channel_Name,Master_TLS_Ver
         ]);
         assert_eq!(s.seconds_behind, None);
         assert!(!s.io_ok() && !s.is_replicating());
-        assert_eq!(ReplicaStatus::from_row(&Vec::new()), ReplicaStatus::default());
+        assert_eq!(
+            ReplicaStatus::from_row(&Vec::new()),
+            ReplicaStatus::default()
+        );
     }
 }

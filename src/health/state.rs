@@ -30,6 +30,8 @@ pub enum Observation<'a> {
 pub struct ReplicaView<'a> {
     /// `None`: no replication configured on it.
     pub status: Option<&'a ReplicaStatus>,
+    /// Why its replication status could not be read.
+    pub status_error: Option<&'a str>,
     /// `None`: no primary position to compare with.
     pub gtid: Option<GtidLag>,
     /// It is the very server the primary address reaches.
@@ -117,7 +119,14 @@ fn replica_verdict(was_up: bool, view: &ReplicaView<'_>, limits: &Limits) -> Ver
         lag,
     };
     if view.is_primary_server {
-        return lagging("same server as the primary: it takes writes, not replica reads".into(), None);
+        return lagging(
+            "same server as the primary: it takes writes, not replica reads".into(),
+            None,
+        );
+    }
+    if let Some(err) = view.status_error {
+        // Unverifiable is not healthy: pinging alone is Atlas's mistake.
+        return lagging(format!("cannot read replication status: {err}"), None);
     }
     let Some(status) = view.status else {
         return lagging("not replicating (no replication configured)".into(), None);
@@ -136,7 +145,11 @@ fn replica_verdict(was_up: bool, view: &ReplicaView<'_>, limits: &Limits) -> Ver
     let detail = || describe(sbm, view.gtid);
     if lag > max {
         return lagging(
-            format!("lag {lag:.1}s > max-replica-lag {}s ({})", limits.max_lag, detail()),
+            format!(
+                "lag {lag:.1}s > max-replica-lag {}s ({})",
+                limits.max_lag,
+                detail()
+            ),
             Some(lag_s),
         );
     }
@@ -144,13 +157,19 @@ fn replica_verdict(was_up: bool, view: &ReplicaView<'_>, limits: &Limits) -> Ver
         return up(lag_s);
     }
     // Rejoining: well inside the bound, or nothing missing by GTID.
-    let no_gtid_missing = view.gtid.is_some_and(|g| g.missing == 0 && g.behind.is_zero());
+    let no_gtid_missing = view
+        .gtid
+        .is_some_and(|g| g.missing == 0 && g.behind.is_zero());
     let caught_up = lag <= max / 2.0 || (no_gtid_missing && (sbm.unwrap_or(0) as f64) <= max);
     if caught_up {
         up(lag_s)
     } else {
         lagging(
-            format!("catching up: lag {lag:.1}s, rejoins at <= {:.1}s ({})", max / 2.0, detail()),
+            format!(
+                "catching up: lag {lag:.1}s, rejoins at <= {:.1}s ({})",
+                max / 2.0,
+                detail()
+            ),
             Some(lag_s),
         )
     }
@@ -205,6 +224,7 @@ mod tests {
     fn replica<'a>(s: &'a ReplicaStatus, g: Option<GtidLag>) -> Observation<'a> {
         Observation::Replica(ReplicaView {
             status: Some(s),
+            status_error: None,
             gtid: g,
             is_primary_server: false,
         })
@@ -213,7 +233,11 @@ mod tests {
     fn up_tracker() -> Tracker {
         let mut t = Tracker::default();
         let ok = status("Yes", "Yes", Some(0));
-        assert_eq!(t.observe(Instant::now(), &replica(&ok, gtid(0, 0)), &LIMITS).state, BackendState::Up);
+        assert_eq!(
+            t.observe(Instant::now(), &replica(&ok, gtid(0, 0)), &LIMITS)
+                .state,
+            BackendState::Up
+        );
         t
     }
 
@@ -238,7 +262,11 @@ mod tests {
         let s = status("No", "Yes", Some(0));
         let v = t.observe(Instant::now(), &replica(&s, None), &LIMITS);
         assert_eq!(v.state, BackendState::Lagging);
-        assert!(v.reason.starts_with("IO thread not running"), "{}", v.reason);
+        assert!(
+            v.reason.starts_with("IO thread not running"),
+            "{}",
+            v.reason
+        );
     }
 
     #[test]
@@ -253,7 +281,11 @@ mod tests {
         // NULL SBM with running threads: GTID still decides.
         let mut t = up_tracker();
         let s = status("Yes", "Yes", None);
-        assert_eq!(t.observe(Instant::now(), &replica(&s, gtid(11_000, 1)), &LIMITS).state, BackendState::Lagging);
+        assert_eq!(
+            t.observe(Instant::now(), &replica(&s, gtid(11_000, 1)), &LIMITS)
+                .state,
+            BackendState::Lagging
+        );
     }
 
     #[test]
@@ -261,16 +293,34 @@ mod tests {
         let mut t = up_tracker();
         let now = Instant::now();
         let at = |lag| status("Yes", "Yes", Some(lag));
-        assert_eq!(t.observe(now, &replica(&at(10), gtid(0, 0)), &LIMITS).state, BackendState::Up);
-        assert_eq!(t.observe(now, &replica(&at(11), None), &LIMITS).state, BackendState::Lagging);
+        assert_eq!(
+            t.observe(now, &replica(&at(10), gtid(0, 0)), &LIMITS).state,
+            BackendState::Up
+        );
+        assert_eq!(
+            t.observe(now, &replica(&at(11), None), &LIMITS).state,
+            BackendState::Lagging
+        );
         // Back under the bound but not under half of it: stays out.
         let v = t.observe(now, &replica(&at(9), gtid(9_000, 3)), &LIMITS);
         assert_eq!(v.state, BackendState::Lagging);
         assert!(v.reason.starts_with("catching up"), "{}", v.reason);
         let v = t.observe(now, &replica(&at(12), None), &LIMITS);
-        assert!(v.reason.starts_with("lag 12.0s > max-replica-lag 10s"), "{}", v.reason);
-        assert_eq!(t.observe(now, &replica(&at(6), gtid(6_000, 1)), &LIMITS).state, BackendState::Lagging);
-        assert_eq!(t.observe(now, &replica(&at(5), gtid(4_000, 1)), &LIMITS).state, BackendState::Up);
+        assert!(
+            v.reason.starts_with("lag 12.0s > max-replica-lag 10s"),
+            "{}",
+            v.reason
+        );
+        assert_eq!(
+            t.observe(now, &replica(&at(6), gtid(6_000, 1)), &LIMITS)
+                .state,
+            BackendState::Lagging
+        );
+        assert_eq!(
+            t.observe(now, &replica(&at(5), gtid(4_000, 1)), &LIMITS)
+                .state,
+            BackendState::Up
+        );
     }
 
     #[test]
@@ -280,7 +330,10 @@ mod tests {
         let s = status("Yes", "No", None);
         t.observe(now, &replica(&s, gtid(0, 0)), &LIMITS);
         let s = status("Yes", "Yes", Some(7));
-        assert_eq!(t.observe(now, &replica(&s, gtid(0, 0)), &LIMITS).state, BackendState::Up);
+        assert_eq!(
+            t.observe(now, &replica(&s, gtid(0, 0)), &LIMITS).state,
+            BackendState::Up
+        );
     }
 
     #[test]
@@ -291,18 +344,28 @@ mod tests {
         let v = t.observe(Instant::now(), &replica(&s, gtid(6_000, 12)), &LIMITS);
         assert_eq!(v.state, BackendState::Lagging);
         let s = status("Yes", "Yes", Some(0));
-        assert_eq!(t.observe(Instant::now(), &replica(&s, gtid(0, 0)), &LIMITS).state, BackendState::Up);
+        assert_eq!(
+            t.observe(Instant::now(), &replica(&s, gtid(0, 0)), &LIMITS)
+                .state,
+            BackendState::Up
+        );
     }
 
     #[test]
     fn unbounded_lag_only_checks_threads() {
-        let limits = Limits { max_lag: 0, ..LIMITS };
+        let limits = Limits {
+            max_lag: 0,
+            ..LIMITS
+        };
         let mut t = Tracker::default();
         let s = status("Yes", "Yes", Some(5000));
         let v = t.observe(Instant::now(), &replica(&s, gtid(5_000_000, 9)), &limits);
         assert_eq!((v.state, v.lag), (BackendState::Up, Some(5000)));
         let s = status("Yes", "No", None);
-        assert_eq!(t.observe(Instant::now(), &replica(&s, None), &limits).state, BackendState::Lagging);
+        assert_eq!(
+            t.observe(Instant::now(), &replica(&s, None), &limits).state,
+            BackendState::Lagging
+        );
     }
 
     #[test]
@@ -310,23 +373,46 @@ mod tests {
         let mut t = up_tracker();
         let t0 = Instant::now();
         let v = t.observe(t0, &Observation::Unreachable("refused"), &LIMITS);
-        assert_eq!(v.state, BackendState::Up, "one failed probe is not down yet");
-        let v = t.observe(t0 + Duration::from_millis(2900), &Observation::Unreachable("refused"), &LIMITS);
+        assert_eq!(
+            v.state,
+            BackendState::Up,
+            "one failed probe is not down yet"
+        );
+        let v = t.observe(
+            t0 + Duration::from_millis(2900),
+            &Observation::Unreachable("refused"),
+            &LIMITS,
+        );
         assert_eq!(v.state, BackendState::Up);
-        let v = t.observe(t0 + Duration::from_secs(3), &Observation::Unreachable("refused"), &LIMITS);
+        let v = t.observe(
+            t0 + Duration::from_secs(3),
+            &Observation::Unreachable("refused"),
+            &LIMITS,
+        );
         assert_eq!(v.state, BackendState::Down);
         assert_eq!(v.reason, "unreachable: refused");
         // Reachable again: the failure clock restarts.
         let ok = status("Yes", "Yes", Some(0));
-        assert_eq!(t.observe(t0, &replica(&ok, gtid(0, 0)), &LIMITS).state, BackendState::Up);
+        assert_eq!(
+            t.observe(t0, &replica(&ok, gtid(0, 0)), &LIMITS).state,
+            BackendState::Up
+        );
         let later = t0 + Duration::from_secs(10);
-        assert_eq!(t.observe(later, &Observation::Unreachable("x"), &LIMITS).state, BackendState::Up);
+        assert_eq!(
+            t.observe(later, &Observation::Unreachable("x"), &LIMITS)
+                .state,
+            BackendState::Up
+        );
     }
 
     #[test]
     fn never_seen_up_is_down_at_once() {
         let mut t = Tracker::default();
-        let v = t.observe(Instant::now(), &Observation::Unreachable("timeout"), &LIMITS);
+        let v = t.observe(
+            Instant::now(),
+            &Observation::Unreachable("timeout"),
+            &LIMITS,
+        );
         assert_eq!(v.state, BackendState::Down);
     }
 
@@ -336,28 +422,57 @@ mod tests {
         let s = status("Yes", "No", None);
         t.observe(Instant::now(), &replica(&s, None), &LIMITS);
         let v = t.observe(Instant::now(), &Observation::Unreachable("reset"), &LIMITS);
-        assert_eq!((v.state, v.reason.as_str()), (BackendState::Lagging, "SQL thread stopped"));
+        assert_eq!(
+            (v.state, v.reason.as_str()),
+            (BackendState::Lagging, "SQL thread stopped")
+        );
     }
 
     #[test]
     fn primary_and_special_replicas() {
         let mut t = Tracker::default();
-        let v = t.observe(Instant::now(), &Observation::Primary { read_only: true }, &LIMITS);
+        let v = t.observe(
+            Instant::now(),
+            &Observation::Primary { read_only: true },
+            &LIMITS,
+        );
         assert_eq!(v.state, BackendState::Up);
         assert!(v.reason.starts_with("read_only=1"));
         let mut t = up_tracker();
+        let denied = Observation::Replica(ReplicaView {
+            status: None,
+            status_error: Some("Access denied; you need the SLAVE MONITOR privilege"),
+            gtid: gtid(0, 0),
+            is_primary_server: false,
+        });
+        let v = t.observe(Instant::now(), &denied, &LIMITS);
+        assert_eq!(v.state, BackendState::Lagging);
+        assert!(
+            v.reason
+                .starts_with("cannot read replication status: Access denied"),
+            "{}",
+            v.reason
+        );
         let none = Observation::Replica(ReplicaView {
             status: None,
+            status_error: None,
             gtid: None,
             is_primary_server: false,
         });
-        assert_eq!(t.observe(Instant::now(), &none, &LIMITS).reason, "not replicating (no replication configured)");
+        assert_eq!(
+            t.observe(Instant::now(), &none, &LIMITS).reason,
+            "not replicating (no replication configured)"
+        );
         let ok = status("Yes", "Yes", Some(0));
         let same = Observation::Replica(ReplicaView {
             status: Some(&ok),
+            status_error: None,
             gtid: gtid(0, 0),
             is_primary_server: true,
         });
-        assert_eq!(t.observe(Instant::now(), &same, &LIMITS).state, BackendState::Lagging);
+        assert_eq!(
+            t.observe(Instant::now(), &same, &LIMITS).state,
+            BackendState::Lagging
+        );
     }
 }

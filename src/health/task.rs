@@ -53,7 +53,8 @@ pub(super) async fn run(ctx: Arc<Context>, shared: Arc<Shared>, runtime: Arc<Bac
 /// if the old connection survived the move.
 fn max_conn_age(cfg: &Config, role: Role) -> Duration {
     match role {
-        Role::Primary => Duration::from_millis(cfg.health_interval_ms.saturating_mul(5)).max(Duration::from_secs(1)),
+        Role::Primary => Duration::from_millis(cfg.health_interval_ms.saturating_mul(5))
+            .max(Duration::from_secs(1)),
         Role::Replica => REPLICA_CONN_MAX_AGE,
     }
 }
@@ -74,12 +75,16 @@ impl Backend {
             return false;
         };
         let role = entry.role;
-        let is_current_primary = topo.primary().is_some_and(|p| p.runtime.id == self.runtime.id);
+        let is_current_primary = topo
+            .primary()
+            .is_some_and(|p| p.runtime.id == self.runtime.id);
         drop(topo);
         let want_hosts = is_current_primary && cfg.auto_discover_replicas;
         let timeout = Duration::from_millis(cfg.probe_timeout_ms.max(1));
         let started = Instant::now();
-        let probe = self.prober.probe(&creds, want_hosts, max_conn_age(cfg, role));
+        let probe = self
+            .prober
+            .probe(&creds, want_hosts, max_conn_age(cfg, role));
         let outcome = match tokio::time::timeout(timeout, probe).await {
             Ok(r) => r,
             Err(_) => {
@@ -105,13 +110,23 @@ impl Backend {
                 let role_now = new_role.map_or(role, |(r, _)| r);
                 if is_current_primary && role_now == Role::Primary {
                     let keep = Duration::from_secs(cfg.max_replica_lag.saturating_mul(2).max(60));
-                    let moved = self.shared.history().record(Instant::now(), &p.identity, p.gtid.clone(), keep);
+                    let moved = self.shared.history().record(
+                        Instant::now(),
+                        &p.identity,
+                        p.gtid.clone(),
+                        keep,
+                    );
                     if moved {
                         tracing::info!(backend = %self.runtime.addr, server = %p.identity, "primary is now a different server; lag history restarted");
                     }
                 }
                 let v = self.judge_reachable(role_now, &p, started, &limits);
-                self.publish(v, Some((role_now, new_role.map(|r| r.1))), Some(&p), script.clone());
+                self.publish(
+                    v,
+                    Some((role_now, new_role.map(|r| r.1))),
+                    Some(&p),
+                    script.clone(),
+                );
                 if let (true, Some(hosts)) = (want_hosts, p.replica_hosts.as_deref()) {
                     self.discover(hosts, &p.identity, script);
                 }
@@ -131,9 +146,20 @@ impl Backend {
         self.tracker.observe(Instant::now(), obs, limits)
     }
 
-    fn judge_reachable(&mut self, role: Role, p: &ProbeResult, started: Instant, limits: &Limits) -> Verdict {
+    fn judge_reachable(
+        &mut self,
+        role: Role,
+        p: &ProbeResult,
+        started: Instant,
+        limits: &Limits,
+    ) -> Verdict {
         if role == Role::Primary {
-            return self.judge(&Observation::Primary { read_only: p.read_only }, limits);
+            return self.judge(
+                &Observation::Primary {
+                    read_only: p.read_only,
+                },
+                limits,
+            );
         }
         let (gtid, is_primary_server) = {
             let h = self.shared.history();
@@ -143,6 +169,7 @@ impl Backend {
         };
         let view = ReplicaView {
             status: p.replication.as_ref(),
+            status_error: p.replication_error.as_deref(),
             gtid,
             is_primary_server,
         };
@@ -204,17 +231,37 @@ impl Backend {
         self.ctx.update_topology(|backends| {
             backends
                 .iter()
-                .map(|e| if e.runtime.id == id { apply(e) } else { e.clone() })
+                .map(|e| {
+                    if e.runtime.id == id {
+                        apply(e)
+                    } else {
+                        e.clone()
+                    }
+                })
                 .collect()
         });
         let after = apply(&before);
         let addr = &self.runtime.addr;
         if before.role != after.role {
             let why = role.and_then(|r| r.1).unwrap_or("");
-            emit(EventKind::Role, addr, before.role.atlas_type(), after.role.atlas_type(), why, script.clone());
+            emit(
+                EventKind::Role,
+                addr,
+                before.role.atlas_type(),
+                after.role.atlas_type(),
+                why,
+                script.clone(),
+            );
         }
         if before.state != after.state {
-            emit(EventKind::State, addr, before.state.as_str(), after.state.as_str(), &after.reason, script);
+            emit(
+                EventKind::State,
+                addr,
+                before.state.as_str(),
+                after.state.as_str(),
+                &after.reason,
+                script,
+            );
         }
         if before.read_only != after.read_only && after.role == Role::Primary {
             tracing::warn!(backend = %addr, read_only = after.read_only, "backend read_only changed");
@@ -222,8 +269,22 @@ impl Backend {
     }
 
     /// Adds the primary's replicas that the topology does not list yet.
-    fn discover(&self, hosts: &[ReplicaHost], primary: &Identity, script: Option<std::path::PathBuf>) {
+    fn discover(
+        &self,
+        hosts: &[ReplicaHost],
+        primary: &Identity,
+        script: Option<std::path::PathBuf>,
+    ) {
         let topo = self.ctx.topology.load();
+        // Until every backend has been probed, a listed replica may lack
+        // the server_id that tells it apart from a reported one.
+        if topo
+            .backends
+            .iter()
+            .any(|b| b.state == BackendState::Unknown)
+        {
+            return;
+        }
         let known: Vec<Known<'_>> = topo
             .backends
             .iter()
@@ -234,7 +295,8 @@ impl Backend {
                 server_id: b.server_id.filter(|_| b.state != BackendState::Down),
             })
             .collect();
-        let new = unknown_replicas(hosts, &known, primary.server_id);
+        let mut new = unknown_replicas(hosts, &known, primary.server_id);
+        new.retain(|h| !self.ctx.removed_by_operator(&h.addr(), h.server_id));
         drop(known);
         drop(topo);
         if new.is_empty() {
@@ -263,7 +325,14 @@ impl Backend {
             v
         });
         for e in &entries {
-            emit(EventKind::Discovered, e.addr(), "-", "unknown", &e.reason, script.clone());
+            emit(
+                EventKind::Discovered,
+                e.addr(),
+                "-",
+                "unknown",
+                &e.reason,
+                script.clone(),
+            );
         }
     }
 }
@@ -277,7 +346,14 @@ fn same(a: &BackendEntry, b: &BackendEntry) -> bool {
         && a.server_id == b.server_id
 }
 
-fn emit(kind: EventKind, backend: &str, old: &str, new: &str, reason: &str, script: Option<std::path::PathBuf>) {
+fn emit(
+    kind: EventKind,
+    backend: &str,
+    old: &str,
+    new: &str,
+    reason: &str,
+    script: Option<std::path::PathBuf>,
+) {
     events::emit(
         Event {
             kind,

@@ -177,7 +177,7 @@ fn scan(sql: &[u8]) -> Scan {
         }
         leading = false;
         if let Some(h) = hasher.as_mut() {
-            h.token(&t.tok);
+            h.token(sql, &t);
         }
         if head_open && s.head_len < HEAD {
             s.head[s.head_len] = k;
@@ -214,12 +214,11 @@ fn scan(sql: &[u8]) -> Scan {
             Kw::For if p1 == Kw::Value && p2 == Kw::Previous => s.asks_prev = true,
             Kw::Into => s.into = true,
             Kw::CalcFoundRows => s.calc = true,
-            Kw::Var => {
-                if let Tok::SysVar(_, name) = t.tok {
-                    s.asks_prev |= PREVIOUS_SYSVARS
-                        .iter()
-                        .any(|v| name.eq_ignore_ascii_case(v));
-                }
+            Kw::Var if t.t == T::SysVar => {
+                let name = t.inner(sql);
+                s.asks_prev |= PREVIOUS_SYSVARS
+                    .iter()
+                    .any(|v| name.eq_ignore_ascii_case(v));
             }
             Kw::Punct if t.t == T::Assign => s.assign = true,
             _ => {}
@@ -442,7 +441,14 @@ fn slow_verdict(sql: &[u8], shape: Option<Shape>) -> Verdict {
     v
 }
 
+/// Longer statements skip sqlparser (primary): parsing megabytes per
+/// statement would let one client burn a proxy core.
+const SLOW_PATH_MAX: usize = 256 * 1024;
+
 fn parse_verdict(sql: &[u8]) -> Verdict {
+    if sql.len() > SLOW_PATH_MAX {
+        return Verdict::Unparsable;
+    }
     // sqlparser drops `/*! … */` as a comment; MySQL runs its content, so
     // blank the markers and let sqlparser see the code.
     let mut lx = Lexer::new(sql);

@@ -393,7 +393,10 @@ mod tests {
         let mut lx = Lexer::new(b"@@session.x @@y");
         let a = lx.next_token().unwrap();
         let b = lx.next_token().unwrap();
-        assert_eq!((a.scope(b"@@session.x"), b.scope(b"@@session.x @@y")), (&b"session"[..], &b""[..]));
+        assert_eq!(
+            (a.scope(b"@@session.x"), b.scope(b"@@session.x @@y")),
+            (&b"session"[..], &b""[..])
+        );
     }
 
     #[test]
@@ -407,12 +410,26 @@ mod tests {
     fn double_dash_needs_whitespace() {
         let (t, _) = toks(b"1--1");
         let classes: Vec<T> = t.iter().map(|x| x.0).collect();
-        assert_eq!(classes, vec![T::Num, T::Punct(b'-'), T::Punct(b'-'), T::Num]);
+        assert_eq!(
+            classes,
+            vec![T::Num, T::Punct(b'-'), T::Punct(b'-'), T::Num]
+        );
     }
 
     #[test]
     fn unterminated_is_broken_not_panic() {
-        for s in [&b"'abc"[..], b"\"a\\", b"`x", b"/* x", b"@'", b"@@", b"/*!", b"x\\", b"@@global.", b"'\\"] {
+        for s in [
+            &b"'abc"[..],
+            b"\"a\\",
+            b"`x",
+            b"/* x",
+            b"@'",
+            b"@@",
+            b"/*!",
+            b"x\\",
+            b"@@global.",
+            b"'\\",
+        ] {
             let _ = toks(s);
         }
         assert!(toks(b"SELECT 'x").1);

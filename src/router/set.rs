@@ -6,8 +6,8 @@
 //! (`SET CHARACTER SET x`, `SET @a := 1`). The shared lexer gives exact
 //! byte ranges, skips comments and honours executable comments.
 
-use super::keywords::{keyword, kind_of, Kw};
-use super::lexer::{is_word_byte, Lexer, Tok, Token};
+use super::keywords::{kind_of, Kw};
+use super::lexer::{is_word_byte, Lexer, Token, T};
 
 /// What a `SET` item changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -69,7 +69,7 @@ fn quote_if_needed(name: &str) -> String {
 
 /// Tokens of a single statement (one trailing `;` allowed), or None for
 /// broken or multi-statement text.
-fn statement_tokens(sql: &[u8]) -> Option<Vec<Token<'_>>> {
+fn statement_tokens(sql: &[u8]) -> Option<Vec<Token>> {
     let mut lx = Lexer::new(sql);
     let mut toks = Vec::new();
     while let Some(t) = lx.next_token() {
@@ -78,7 +78,7 @@ fn statement_tokens(sql: &[u8]) -> Option<Vec<Token<'_>>> {
     if lx.broken {
         return None;
     }
-    if let Some(i) = toks.iter().position(|t| t.tok == Tok::Punct(b';')) {
+    if let Some(i) = toks.iter().position(|t| t.t == T::Punct(b';')) {
         if i + 1 != toks.len() {
             return None;
         }
@@ -92,17 +92,17 @@ fn statement_tokens(sql: &[u8]) -> Option<Vec<Token<'_>>> {
 /// `SET ROLE`, `SET STATEMENT … FOR`), or has non-UTF-8 names/values.
 pub fn parse_set(sql: &[u8]) -> Option<Vec<SetAssignment>> {
     let toks = statement_tokens(sql)?;
+    let kw = |t: Option<&Token>| t.map(|t| kind_of(sql, t));
     let (first, rest) = toks.split_first()?;
-    if kind_of(&first.tok) != Kw::Set {
+    if kind_of(sql, first) != Kw::Set {
         return None;
     }
-    let modifier = rest.first().map(|t| kind_of(&t.tok));
-    let (modifier, after) = match modifier {
+    let (modifier, after) = match kw(rest.first()) {
         Some(m @ (Kw::Global | Kw::Session | Kw::Local | Kw::Persist)) => (Some(m), &rest[1..]),
         _ => (None, rest),
     };
     // TRANSACTION takes the rest, commas included (`READ ONLY, ISOLATION …`).
-    if after.first().map(|t| kind_of(&t.tok)) == Some(Kw::Transaction) {
+    if kw(after.first()) == Some(Kw::Transaction) {
         let name = match modifier {
             None => "transaction",
             Some(Kw::Global | Kw::Persist) => "global transaction",
@@ -119,15 +119,15 @@ pub fn parse_set(sql: &[u8]) -> Option<Vec<SetAssignment>> {
     let mut depth = 0i32;
     let mut start = 0;
     for (i, t) in rest.iter().enumerate() {
-        match t.tok {
-            Tok::Punct(b'(') => depth += 1,
-            Tok::Punct(b')') => {
+        match t.t {
+            T::Punct(b'(') => depth += 1,
+            T::Punct(b')') => {
                 depth -= 1;
                 if depth < 0 {
                     return None;
                 }
             }
-            Tok::Punct(b',') if depth == 0 => {
+            T::Punct(b',') if depth == 0 => {
                 items.push(item(sql, &rest[start..i])?);
                 start = i + 1;
             }
@@ -141,12 +141,15 @@ pub fn parse_set(sql: &[u8]) -> Option<Vec<SetAssignment>> {
     Some(items)
 }
 
+fn is_op(t: Option<&Token>) -> bool {
+    matches!(t.map(|t| t.t), Some(T::Punct(b'=') | T::Assign))
+}
+
 /// One comma-separated item: `[GLOBAL|SESSION|…] target (=|:=) value`,
 /// `NAMES …` or `CHARACTER SET …`.
 fn item(sql: &[u8], toks: &[Token]) -> Option<SetAssignment> {
-    let is_op =
-        |t: Option<&Token>| matches!(t.map(|t| t.tok), Some(Tok::Punct(b'=') | Tok::Assign));
-    let (modifier, toks) = match toks.first().map(|t| kind_of(&t.tok)) {
+    let kw = |t: Option<&Token>| t.map(|t| kind_of(sql, t));
+    let (modifier, toks) = match kw(toks.first()) {
         Some(m @ (Kw::Global | Kw::Session | Kw::Local | Kw::Persist)) if !is_op(toks.get(1)) => {
             (Some(m), &toks[1..])
         }
@@ -154,7 +157,9 @@ fn item(sql: &[u8], toks: &[Token]) -> Option<SetAssignment> {
     };
     let head = toks.first()?;
     let special = |scope, name: &str, value: &[Token]| {
-        (modifier.is_none() && !is_op(value.first())).then_some(())?;
+        if modifier.is_some() || is_op(value.first()) {
+            return None;
+        }
         Some(SetAssignment {
             scope,
             name: name.to_string(),
@@ -166,22 +171,26 @@ fn item(sql: &[u8], toks: &[Token]) -> Option<SetAssignment> {
         Some(Kw::Global | Kw::Persist) => SetScope::Global,
         _ => SetScope::Session,
     };
-    let (scope, name, rest) = match head.tok {
-        Tok::Word(w) => match keyword(w) {
+    let (scope, name, rest) = match head.t {
+        T::Word => match kind_of(sql, head) {
             Kw::Names => return special(SetScope::Names, "names", &toks[1..]),
             Kw::Charset => return special(SetScope::CharacterSet, "character set", &toks[1..]),
-            Kw::Character if toks.get(1).map(|t| kind_of(&t.tok)) == Some(Kw::Set) => {
+            Kw::Character if kw(toks.get(1)) == Some(Kw::Set) => {
                 return special(SetScope::CharacterSet, "character set", &toks[2..])
             }
             Kw::Password => return None,
-            _ => structured_name(w, toks).map(|(n, r)| (scope, n, r))?,
+            _ => {
+                let (n, r) = structured_name(sql, toks)?;
+                (scope, n, r)
+            }
         },
-        Tok::Quoted(w) => structured_name(w, toks).map(|(n, r)| (scope, n, r))?,
-        Tok::UserVar(n) if modifier.is_none() => {
-            let q = sql.get(head.start + 1).copied().unwrap_or(0);
-            (SetScope::User, unquote(n, q)?, &toks[1..])
+        T::Quoted => {
+            let (n, r) = structured_name(sql, toks)?;
+            (scope, n, r)
         }
-        Tok::SysVar(prefix, n) if modifier.is_none() => {
+        T::UserVar if modifier.is_none() => (SetScope::User, name_of(sql, head)?, &toks[1..]),
+        T::SysVar if modifier.is_none() => {
+            let prefix = head.scope(sql);
             let global = [&b"global"[..], b"persist", b"persist_only"]
                 .iter()
                 .any(|p| prefix.eq_ignore_ascii_case(p));
@@ -190,12 +199,7 @@ fn item(sql: &[u8], toks: &[Token]) -> Option<SetAssignment> {
             } else {
                 SetScope::Session
             };
-            let q = if sql.get(head.end.wrapping_sub(1)) == Some(&b'`') {
-                b'`'
-            } else {
-                0
-            };
-            (scope, unquote(n, q)?, &toks[1..])
+            (scope, name_of(sql, head)?, &toks[1..])
         }
         _ => return None,
     };
@@ -204,7 +208,7 @@ fn item(sql: &[u8], toks: &[Token]) -> Option<SetAssignment> {
     }
     let value = &rest[1..];
     Some(SetAssignment {
-        value_is_literal: is_literal(value, scope),
+        value_is_literal: is_literal(sql, value, scope),
         scope,
         name,
         value: text(sql, value)?,
@@ -212,33 +216,25 @@ fn item(sql: &[u8], toks: &[Token]) -> Option<SetAssignment> {
 }
 
 /// `name` or structured `component.name`; returns the rest after it.
-fn structured_name<'t, 'a>(w: &[u8], toks: &'t [Token<'a>]) -> Option<(String, &'t [Token<'a>])> {
-    let q = if matches!(toks[0].tok, Tok::Quoted(_)) {
-        b'`'
-    } else {
-        0
-    };
-    let first = unquote(w, q)?;
-    if toks.get(1).map(|t| t.tok) == Some(Tok::Punct(b'.')) {
-        if let Some(Tok::Word(n) | Tok::Quoted(n)) = toks.get(2).map(|t| t.tok) {
-            let q2 = if matches!(toks[2].tok, Tok::Quoted(_)) {
-                b'`'
-            } else {
-                0
-            };
-            return Some((format!("{first}.{}", unquote(n, q2)?), &toks[3..]));
+fn structured_name<'t>(sql: &[u8], toks: &'t [Token]) -> Option<(String, &'t [Token])> {
+    let first = name_of(sql, toks.first()?)?;
+    if toks.get(1).map(|t| t.t) == Some(T::Punct(b'.')) {
+        if let Some(t) = toks.get(2).filter(|t| matches!(t.t, T::Word | T::Quoted)) {
+            return Some((format!("{first}.{}", name_of(sql, t)?), &toks[3..]));
         }
     }
     Some((first, &toks[1..]))
 }
 
-/// Lowercased name; a doubled quote character inside quotes becomes one.
-fn unquote(raw: &[u8], quote: u8) -> Option<String> {
-    let s = std::str::from_utf8(raw).ok()?.to_lowercase();
+/// A token's name, lowercased; inside quotes a doubled quote becomes one.
+fn name_of(sql: &[u8], t: &Token) -> Option<String> {
+    let s = std::str::from_utf8(t.inner(sql)).ok()?.to_lowercase();
+    // The byte before the name is its opening quote, if it has one.
+    let quote = t.inner.0.checked_sub(1).and_then(|i| sql.get(i)).copied();
     Some(match quote {
-        b'`' => s.replace("``", "`"),
-        b'\'' => s.replace("''", "'"),
-        b'"' => s.replace("\"\"", "\""),
+        Some(b'`') => s.replace("``", "`"),
+        Some(b'\'') => s.replace("''", "'"),
+        Some(b'"') => s.replace("\"\"", "\""),
         _ => s,
     })
 }
@@ -251,7 +247,7 @@ fn text(sql: &[u8], toks: &[Token]) -> Option<String> {
 }
 
 /// Constants that replay identically on any connection.
-fn is_literal(v: &[Token], scope: SetScope) -> bool {
+fn is_literal(sql: &[u8], v: &[Token], scope: SetScope) -> bool {
     let system = scope != SetScope::User;
     let intro = |w: &[u8]| {
         w.first() == Some(&b'_')
@@ -259,16 +255,17 @@ fn is_literal(v: &[Token], scope: SetScope) -> bool {
                 .iter()
                 .any(|k| w.eq_ignore_ascii_case(k))
     };
-    match v.iter().map(|t| t.tok).collect::<Vec<_>>().as_slice() {
-        [Tok::Num] | [Tok::Punct(b'-' | b'+'), Tok::Num] => true,
-        [Tok::Word(w)] => match keyword(w) {
+    match v {
+        [n] if n.t == T::Num => true,
+        [s, n] if matches!(s.t, T::Punct(b'-' | b'+')) && n.t == T::Num => true,
+        [w] if w.t == T::Word => match kind_of(sql, w) {
             Kw::Null | Kw::True | Kw::False => true,
             Kw::Default | Kw::On | Kw::Off => system,
             Kw::Niladic => false,
             _ => system,
         },
-        [Tok::Word(w), Tok::Str(_)] => intro(w),
-        strs => !strs.is_empty() && strs.iter().all(|t| matches!(t, Tok::Str(_))),
+        [w, s] if w.t == T::Word && s.t == T::Str => intro(w.inner(sql)),
+        strs => !strs.is_empty() && strs.iter().all(|t| t.t == T::Str),
     }
 }
 
@@ -278,18 +275,18 @@ pub fn use_schema(sql: &[u8]) -> Option<String> {
     let [first, name] = toks.as_slice() else {
         return None;
     };
-    if kind_of(&first.tok) != Kw::Use {
+    if kind_of(sql, first) != Kw::Use {
         return None;
     }
-    match name.tok {
-        Tok::Word(w) => std::str::from_utf8(w).ok().map(str::to_string),
-        Tok::Num => {
+    let raw = std::str::from_utf8(name.inner(sql)).ok();
+    match name.t {
+        T::Word => raw.map(str::to_string),
+        T::Num => {
             let w = sql.get(name.start..name.end)?;
-            w.iter()
-                .all(|&b| is_word_byte(b))
-                .then(|| std::str::from_utf8(w).ok().map(str::to_string))?
+            let ok = w.iter().all(|&b| is_word_byte(b));
+            ok.then(|| std::str::from_utf8(w).ok().map(str::to_string))?
         }
-        Tok::Quoted(w) => std::str::from_utf8(w).ok().map(|s| s.replace("``", "`")),
+        T::Quoted => raw.map(|s| s.replace("``", "`")),
         _ => None,
     }
 }

@@ -101,6 +101,9 @@ impl ShapeHasher {
     }
 
     pub fn token(&mut self, src: &[u8], tok: &Token) {
+        if let T::Punct(b) = tok.t {
+            return self.punct(b);
+        }
         let m = &mut self.mix;
         self.tokens = self.tokens.wrapping_add(1);
         match tok.t {
@@ -122,11 +125,12 @@ impl ShapeHasher {
                 m.bytes(tok.inner(src));
             }
             T::Assign => m.add(6),
-            T::Punct(b) => self.punct(b),
+            T::Punct(_) => {}
         }
     }
 
     pub fn punct(&mut self, b: u8) {
+        self.tokens = self.tokens.wrapping_add(1);
         self.mix.add(0x100 | b as u64);
     }
 

@@ -460,6 +460,28 @@ fn classification_table() {
 }
 
 #[test]
+fn common_statements_never_reach_sqlparser() {
+    clear_shape_cache();
+    for rows in [
+        SYSBENCH,
+        CONNECTORS,
+        ORMS,
+        PRIMARY_FORCING,
+        EXECUTABLE_COMMENTS,
+        DDL,
+    ] {
+        for (sql, ..) in rows {
+            classify(sql);
+        }
+    }
+    assert_eq!(
+        shape_cache_stats(),
+        (0, 0),
+        "a fast-path statement took the slow path"
+    );
+}
+
+#[test]
 fn slow_path_results_are_cached_by_shape() {
     clear_shape_cache();
     let a = classify(b"WITH x AS (SELECT 1 AS a) SELECT * FROM x WHERE a = 5");
@@ -511,6 +533,14 @@ fn never_panics_on_noise() {
         let _ = classify(&full[..i]);
         let _ = parse_set(&full[..i]);
     }
+    // Huge statements: linear lexing, no sqlparser.
+    let big = format!(
+        "WITH x AS (SELECT 1) SELECT * FROM x WHERE a IN ({}1)",
+        "1, ".repeat(200_000)
+    );
+    assert_eq!(classify(big.as_bytes()).route, P);
+    let big = format!("SELECT * FROM x WHERE a IN ({}1)", "'a', ".repeat(400_000));
+    assert_eq!(classify(big.as_bytes()).route, R);
     // Deep nesting stays within sqlparser's recursion limit.
     let deep = format!(
         "WITH x AS (SELECT {}1{}) SELECT 1",

@@ -14,7 +14,7 @@ mod prepared;
 use super::client_stream::ClientStream;
 use super::forward::{forward, ForwardError};
 use super::registry::{pin, SessionInfo};
-use super::state::SessionState;
+use super::state::{has_unresettable_state, SessionState};
 use super::stmt::Statements;
 use crate::backend::{BackendConn, BackendRuntime, Pool, PoolKey};
 use crate::context::Context;
@@ -606,15 +606,19 @@ impl Session {
             }
         }
         if result.is_ok() && !lost && h.conn.vars_hash != self.state.vars_hash {
-            if let Some(sql) = self.state.replay_sql(&h.conn.vars) {
+            for sql in self.state.replay_sql(&h.conn.vars) {
                 match h.conn.run(cmd::QUERY, sql.as_bytes()).await {
-                    Ok(Ok(())) => {
-                        h.conn.vars = self.state.vars.clone();
-                        h.conn.vars_hash = self.state.vars_hash;
-                    }
+                    Ok(Ok(())) => {}
                     Ok(Err(e)) => result = Err(e),
                     Err(_) => lost = true,
                 }
+                if result.is_err() || lost {
+                    break;
+                }
+            }
+            if result.is_ok() && !lost {
+                h.conn.vars = self.state.vars.clone();
+                h.conn.vars_hash = self.state.vars_hash;
             }
         }
         if result.is_ok() && !lost && self.sync_insert_id {
@@ -640,7 +644,10 @@ impl Session {
     fn release_held(&mut self) {
         if let Some(h) = self.held.take() {
             self.info.backend.store(0, Ordering::Relaxed);
-            if self.pins != 0 || self.last_status & status::IN_TRANS != 0 {
+            if self.pins != 0
+                || self.last_status & status::IN_TRANS != 0
+                || has_unresettable_state(&h.conn.vars)
+            {
                 h.pool.discard(h.conn);
             } else {
                 h.pool.release(h.conn);
