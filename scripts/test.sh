@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 cargo build --locked --all-targets
-cargo test --locked --all-targets -- --test-threads=2
+cargo test --locked -- --test-threads=2
