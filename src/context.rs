@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::backend::{BackendEntry, PoolConfig, Topology};
 use crate::config::Config;
 use crate::frontend::registry::SessionRegistry;
+use crate::gtid::Gtid;
 use crate::protocol::auth::ServerIdentity;
 
 /// Data-path settings, replaced as a whole on RELOAD CONFIG.
@@ -46,6 +47,20 @@ pub struct GlobalStats {
     pub reads_on_primary: AtomicU64,
     pub writes: AtomicU64,
     pub backend_errors: AtomicU64,
+    /// Causal reads per mode (0 read-your-writes, 1 global) and outcome
+    /// (`CausalOutcome`).
+    pub causal: [[AtomicU64; 3]; 2],
+}
+
+/// How a causal read was served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CausalOutcome {
+    /// A replica already known to have the writes.
+    Immediate = 0,
+    /// A replica, after waiting for it to apply them.
+    AfterWait = 1,
+    /// The primary: no replica caught up within causal-read-timeout.
+    Fallback = 2,
 }
 
 pub struct Context {
@@ -63,6 +78,9 @@ pub struct Context {
     /// Version and capabilities shown to clients (from the primary).
     pub identity: ArcSwap<ServerIdentity>,
     pub sessions: SessionRegistry,
+    /// The primary's last fetched GTID position and when the fetch began
+    /// (`global` consistency shares one fetch among concurrent reads).
+    pub primary_position: tokio::sync::Mutex<Option<(std::time::Instant, Arc<Gtid>)>>,
     /// Backends an operator removed (address, server_id): replica discovery
     /// must not bring them back. ADD SLAVE/MASTER and RELOAD CONFIG clear it.
     pub removed_by_operator: ArcSwap<Vec<(String, Option<u32>)>>,
@@ -90,6 +108,7 @@ impl Context {
             client_ips: ArcSwap::from_pointee(client_ips),
             identity: ArcSwap::from_pointee(identity),
             sessions: SessionRegistry::default(),
+            primary_position: tokio::sync::Mutex::new(None),
             removed_by_operator: ArcSwap::from_pointee(Vec::new()),
             clients: AtomicUsize::new(0),
             stats: GlobalStats::default(),

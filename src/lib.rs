@@ -8,6 +8,7 @@ pub mod backend;
 pub mod config;
 pub mod context;
 pub mod frontend;
+pub mod gtid;
 pub mod health;
 pub mod protocol;
 pub mod router;

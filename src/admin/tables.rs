@@ -277,6 +277,9 @@ fn stats(ctx: &Context) -> ResultSet {
         ("queries", I),
         ("reads", I),
         ("writes", I),
+        ("causal_on_replica", I),
+        ("causal_after_wait", I),
+        ("causal_on_primary", I),
     ]);
     let n = |a: &std::sync::atomic::AtomicU64| s(a.load(Ordering::Relaxed));
     for (i, b) in topo.backends.iter().enumerate() {
@@ -288,6 +291,9 @@ fn stats(ctx: &Context) -> ResultSet {
             n(&st.queries),
             n(&st.reads),
             n(&st.writes),
+            None,
+            None,
+            None,
         ]);
     }
     let g = &ctx.stats;
@@ -300,7 +306,26 @@ fn stats(ctx: &Context) -> ResultSet {
         n(&g.queries),
         s(reads),
         n(&g.writes),
+        None,
+        None,
+        None,
     ]);
+    // How reads under each causal mode were served: on a replica at once,
+    // on a replica after waiting for it, or on the primary by fallback.
+    for (mode, counts) in ["read-your-writes", "global"].iter().zip(&g.causal) {
+        let total: u64 = counts.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        rs.push(vec![
+            None,
+            s(mode),
+            s("causal"),
+            None,
+            s(total),
+            None,
+            n(&counts[0]),
+            n(&counts[1]),
+            n(&counts[2]),
+        ]);
+    }
     rs
 }
 

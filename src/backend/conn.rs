@@ -191,6 +191,81 @@ impl BackendConn {
     }
 }
 
+impl BackendConn {
+    /// Runs a query of Gantry's own and returns the first column of its
+    /// first row (`Ok(Ok(None))` for NULL or no row).
+    pub async fn query_value(&mut self, sql: &str) -> io::Result<Result<Option<String>, MyError>> {
+        let mut payload = Vec::with_capacity(sql.len() + 1);
+        payload.push(cmd::QUERY);
+        payload.extend_from_slice(sql.as_bytes());
+        let mut out = BytesMut::with_capacity(payload.len() + 4);
+        put_packet(&mut out, 0, &payload);
+        self.stream.write_all(&out).await?;
+        let mut sc = ResponseScanner::new(Expect::Query, self.deprecate_eof());
+        let mut response = Vec::new();
+        loop {
+            let (n, st) = sc
+                .scan(&self.reader.buf)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            response.extend_from_slice(&self.reader.buf[..n]);
+            self.reader.buf.advance(n);
+            match st {
+                ScanState::Done => break,
+                ScanState::LocalInfile => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "unexpected LOCAL INFILE",
+                    ))
+                }
+                ScanState::More => {
+                    if self.stream.read_buf(&mut self.reader.buf).await? == 0 {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                }
+            }
+        }
+        let packets = split_packets(&response);
+        let Some(first) = packets.first() else {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "empty answer"));
+        };
+        if sc.error {
+            let last = packets.last().copied().unwrap_or(first);
+            return Ok(Err(parse_err(last).unwrap_or_else(|| {
+                MyError::new(2027, "HY000", "malformed error from backend")
+            })));
+        }
+        let Some((columns, _)) = crate::protocol::packet::lenenc_int(first) else {
+            return Ok(Ok(None));
+        };
+        // column count, definitions, [EOF], first row.
+        let row_at = 1 + columns as usize + usize::from(!self.deprecate_eof());
+        let value = packets.get(row_at).and_then(|row| {
+            if row.first() == Some(&0xfb) {
+                return None;
+            }
+            let (len, n) = crate::protocol::packet::lenenc_int(row)?;
+            let bytes = row.get(n..n + len as usize)?;
+            Some(String::from_utf8_lossy(bytes).into_owned())
+        });
+        // A terminator in place of the row means no row.
+        let value = value.filter(|_| packets.len() > row_at + 1);
+        Ok(Ok(value))
+    }
+}
+
+/// Payloads of the (single-packet) packets in `buf`.
+fn split_packets(buf: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos + 4 <= buf.len() {
+        let (len, _) = crate::protocol::packet::header(&buf[pos..]);
+        let end = (pos + 4 + len).min(buf.len());
+        out.push(&buf[pos + 4..end]);
+        pos = end;
+    }
+    out
+}
+
 /// The payload of the last complete packet in `buf`.
 fn last_packet_payload(buf: &[u8]) -> Option<Vec<u8>> {
     let mut pos = 0;

@@ -4,7 +4,9 @@
 //! What must outlive a snapshot (pools, counters) sits in `BackendRuntime`,
 //! shared by every snapshot that lists the backend.
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
+
+use crate::gtid::Gtid;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -75,6 +77,9 @@ pub struct BackendRuntime {
     pool_cfg: PoolConfig,
     pools: ArcSwap<Vec<Arc<Pool>>>,
     pub stats: BackendStats,
+    /// The server's executed GTID position at the last health probe (read
+    /// by causal reads without a new snapshot per probe).
+    pub position: ArcSwapOption<Gtid>,
 }
 
 impl fmt::Debug for BackendRuntime {
@@ -91,6 +96,7 @@ impl BackendRuntime {
             pool_cfg,
             pools: ArcSwap::from_pointee(Vec::new()),
             stats: BackendStats::default(),
+            position: ArcSwapOption::empty(),
         })
     }
 

@@ -8,7 +8,7 @@
 pub mod discovery;
 pub mod events;
 pub mod failover;
-pub mod gtid;
+pub use crate::gtid;
 pub mod lag;
 pub mod probe;
 pub mod replication;

@@ -105,6 +105,7 @@ impl Backend {
                 self.publish(v, None, None, script);
             }
             Ok(p) => {
+                self.runtime.position.store(p.gtid.clone().map(Arc::new));
                 self.note_identity(&p.identity, script.clone());
                 let new_role = role_change(role, &p);
                 let role_now = new_role.map_or(role, |(r, _)| r);

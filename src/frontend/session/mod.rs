@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::net::TcpStream;
 
+mod causal;
 mod control;
 mod prepared;
 
@@ -17,7 +18,9 @@ use super::registry::{pin, SessionInfo};
 use super::state::{has_unresettable_state, SessionState};
 use super::stmt::Statements;
 use crate::backend::{BackendConn, BackendRuntime, Pool, PoolKey};
+use crate::config::Consistency;
 use crate::context::Context;
+use crate::gtid::Gtid;
 use crate::protocol::packet::{header, PacketReader};
 use crate::protocol::reply::{err_packet, ok_packet, MyError};
 use crate::protocol::{cmd, status, Expect, ResponseScanner};
@@ -79,6 +82,12 @@ pub struct Session {
     user: String,
     /// Switch to the compression protocol after the login's OK.
     compress_after_login: bool,
+    /// Read consistency (`consistency`, or `SET @@gantry_consistency`).
+    consistency: Consistency,
+    /// Everything this session committed: its reads must see it.
+    causal: Option<Gtid>,
+    /// A replica verified to have `causal` applied.
+    verified_on: Option<u64>,
 }
 
 /// Whether the statement reads LAST_INSERT_ID() / @@identity.
@@ -87,6 +96,20 @@ fn mentions_insert_id(sql: &[u8]) -> bool {
     NEEDLES
         .iter()
         .any(|n| sql.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n)))
+}
+
+/// Whether a statement that succeeded may have committed a write.
+fn may_write(c: &Classification) -> bool {
+    c.route == Route::Primary
+        && !matches!(
+            c.kind,
+            StatementKind::Read
+                | StatementKind::Show
+                | StatementKind::Set
+                | StatementKind::Use
+                | StatementKind::Begin
+                | StatementKind::Rollback
+        )
 }
 
 /// Whether a non-SET statement may assign a user variable.
@@ -121,12 +144,16 @@ pub struct SessionSetup {
 
 impl Session {
     pub fn new(s: SessionSetup) -> Self {
+        let consistency = s.ctx.config.load().consistency;
         let ticket = s.info.id.wrapping_mul(2_654_435_761);
         Self {
             ctx: s.ctx,
             info: s.info,
             client: ClientStream::new(s.client),
             compress_after_login: s.compress,
+            consistency,
+            causal: None,
+            verified_on: None,
             reader: s.reader,
             out: BytesMut::with_capacity(256),
             password: s.password,
@@ -254,7 +281,21 @@ impl Session {
             }
         }
         let class = router::classify(sql);
-        let target = self.target_for(&class, sql);
+        if class.kind == StatementKind::Set {
+            if let Some(value) = causal::set_consistency_value(sql) {
+                return self.set_consistency(&value).await;
+            }
+        }
+        let mut target = self.target_for(&class, sql);
+        if target == Target::Replica {
+            let mode = causal::hinted_consistency(sql).unwrap_or(self.consistency);
+            if mode != Consistency::Eventual {
+                if !self.prepare_causal_read(mode).await? {
+                    return Ok(());
+                }
+                target = Target::Current;
+            }
+        }
         let ran = self
             .run_on(
                 request,
@@ -263,9 +304,13 @@ impl Session {
                 class.route == Route::Replica,
             )
             .await?;
-        if let Some(sc_ok) = ran {
-            if sc_ok {
-                self.after_statement(&class, sql);
+        if ran == Some(true) {
+            self.after_statement(&class, sql);
+            if self.consistency == Consistency::ReadYourWrites
+                && may_write(&class)
+                && self.pins & pin::TRANSACTION == 0
+            {
+                self.learn_write_position().await;
             }
         }
         Ok(())

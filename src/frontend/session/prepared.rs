@@ -4,6 +4,7 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 
 use super::{End, Session, Target};
+use crate::config::Consistency;
 use crate::frontend::forward::exchange;
 use crate::frontend::registry::pin;
 use crate::frontend::stmt::{
@@ -102,7 +103,12 @@ impl Session {
         stmt: &mut ClientStatement,
     ) -> Result<(), End> {
         let target = self.statement_target(stmt.route);
-        if !self.prepare_conn(target).await? {
+        let ready = if target == Target::Replica && self.consistency != Consistency::Eventual {
+            self.prepare_causal_read(self.consistency).await?
+        } else {
+            self.prepare_conn(target).await?
+        };
+        if !ready {
             return Ok(());
         }
         let backend_id = match self.prepared_on_held(stmt).await? {
@@ -131,9 +137,17 @@ impl Session {
         self.scratch = out;
         let opened_cursor = payload.get(5).is_some_and(|f| f & CURSOR_READ_ONLY != 0)
             && self.last_status & status::CURSOR_EXISTS != 0;
-        if result? == Some(true) && opened_cursor {
+        let ok = result? == Some(true);
+        if ok && opened_cursor {
             stmt.cursor = Some(backend_id);
             self.set_pin(pin::CURSOR, true);
+        }
+        if ok
+            && stmt.route == Route::Primary
+            && self.consistency == Consistency::ReadYourWrites
+            && self.pins & pin::TRANSACTION == 0
+        {
+            self.learn_write_position().await;
         }
         Ok(())
     }

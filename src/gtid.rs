@@ -10,6 +10,7 @@
 //! it is a superset of it.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// A server's executed position, in whichever flavour it speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +36,67 @@ impl Gtid {
             (Gtid::MariaDb(h), Gtid::MariaDb(w)) => Some(h.missing(w)),
             (Gtid::MySql(h), Gtid::MySql(w)) => Some(w.count_not_in(h)),
             _ => None,
+        }
+    }
+}
+
+impl Gtid {
+    /// Everything in `self` or `other` (a session's writes accumulate).
+    pub fn merge(&mut self, other: &Gtid) {
+        match (self, other) {
+            (Gtid::MariaDb(a), Gtid::MariaDb(b)) => {
+                for (d, (srv, seq)) in &b.0 {
+                    let e = a.0.entry(*d).or_insert((*srv, *seq));
+                    if *seq > e.1 {
+                        *e = (*srv, *seq);
+                    }
+                }
+            }
+            (Gtid::MySql(a), Gtid::MySql(b)) => {
+                for (k, ivs) in &b.0 {
+                    let mine = a.0.entry(k.clone()).or_default();
+                    mine.extend_from_slice(ivs);
+                    normalize(mine);
+                }
+            }
+            (me, other) => *me = other.clone(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Gtid::MariaDb(p) => p.0.is_empty(),
+            Gtid::MySql(s) => s.0.is_empty(),
+        }
+    }
+}
+
+/// The server's own text form (what MASTER_GTID_WAIT and
+/// WAIT_FOR_EXECUTED_GTID_SET take).
+impl fmt::Display for Gtid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Gtid::MariaDb(p) => {
+                for (i, (d, (srv, seq))) in p.0.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "," };
+                    write!(f, "{sep}{d}-{srv}-{seq}")?;
+                }
+                Ok(())
+            }
+            Gtid::MySql(s) => {
+                for (i, (k, ivs)) in s.0.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "," };
+                    write!(f, "{sep}{k}")?;
+                    for (a, b) in ivs {
+                        if a == b {
+                            write!(f, ":{a}")?;
+                        } else {
+                            write!(f, ":{a}-{b}")?;
+                        }
+                    }
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -234,6 +296,21 @@ mod tests {
         assert!(!tagged.is_subset(&GtidSet::parse(&format!("{A}:1-3"))));
         // Reversed or junk intervals are dropped rather than trusted.
         assert_eq!(GtidSet::parse(&format!("{A}:5-1")).0.len(), 0);
+    }
+
+    #[test]
+    fn merge_and_display_round_trip() {
+        let mut a = Gtid::MariaDb(MariaPos::parse("0-1-5,1-2-9"));
+        a.merge(&Gtid::MariaDb(MariaPos::parse("0-1-7,2-3-1")));
+        assert_eq!(a.to_string(), "0-1-7,1-2-9,2-3-1");
+        assert_eq!(Gtid::MariaDb(MariaPos::parse(&a.to_string())), a);
+        let mut m = Gtid::MySql(GtidSet::parse("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5"));
+        m.merge(&Gtid::MySql(GtidSet::parse(
+            "3E11FA47-71CA-11E1-9E33-C80AA9429562:6-9:12",
+        )));
+        assert_eq!(m.to_string(), "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-9:12");
+        assert!(!m.is_empty());
+        assert!(Gtid::MariaDb(MariaPos::parse("")).is_empty());
     }
 
     #[test]

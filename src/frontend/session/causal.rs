@@ -1,0 +1,339 @@
+//! Causal reads over asynchronous replicas (`consistency`): a read under
+//! `read-your-writes` sees the session's own committed writes, under
+//! `global` every write the primary acknowledged before the read began.
+//! Gantry learns each write's GTID from the server right after it commits,
+//! then sends the read to a replica known to have it, or waits on one
+//! (MASTER_GTID_WAIT / WAIT_FOR_EXECUTED_GTID_SET) up to
+//! `causal-read-timeout-ms`, or falls back to the primary.
+
+use std::str::FromStr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{End, Session, Target};
+use crate::backend::BackendRuntime;
+use crate::config::Consistency;
+use crate::context::CausalOutcome;
+use crate::gtid::{Gtid, GtidSet, MariaPos};
+use crate::protocol::reply::MyError;
+
+/// MariaDB and MySQL name their GTID functions differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    MariaDb,
+    MySql,
+}
+
+impl Flavor {
+    fn parse(self, text: &str) -> Gtid {
+        match self {
+            Flavor::MariaDb => Gtid::MariaDb(MariaPos::parse(text)),
+            Flavor::MySql => Gtid::MySql(GtidSet::parse(text)),
+        }
+    }
+
+    /// GTID of the session's last commit (MySQL has no per-session value
+    /// without session tracking: the executed set is a safe superset).
+    fn own_position_sql(self) -> &'static str {
+        match self {
+            Flavor::MariaDb => "SELECT @@last_gtid",
+            Flavor::MySql => "SELECT @@GLOBAL.gtid_executed",
+        }
+    }
+
+    fn server_position_sql(self) -> &'static str {
+        match self {
+            Flavor::MariaDb => "SELECT @@GLOBAL.gtid_current_pos",
+            Flavor::MySql => "SELECT @@GLOBAL.gtid_executed",
+        }
+    }
+
+    /// A query answering 0 once `want` is applied, within `secs`.
+    fn wait_sql(self, want: &Gtid, secs: f64) -> String {
+        match self {
+            Flavor::MariaDb => format!("SELECT MASTER_GTID_WAIT('{want}', {secs:.3})"),
+            Flavor::MySql => format!("SELECT WAIT_FOR_EXECUTED_GTID_SET('{want}', {secs:.3})"),
+        }
+    }
+}
+
+/// `/* gantry:consistency=global */` at the start of a statement.
+pub(crate) fn hinted_consistency(sql: &[u8]) -> Option<Consistency> {
+    const KEY: &[u8] = b"gantry:consistency=";
+    let start = sql.iter().position(|b| !b.is_ascii_whitespace())?;
+    if !sql[start..].starts_with(b"/*") {
+        return None;
+    }
+    let end = start + sql[start..].windows(2).position(|w| w == b"*/")?;
+    let comment = &sql[start..end];
+    let at = comment
+        .windows(KEY.len())
+        .position(|w| w.eq_ignore_ascii_case(KEY))?;
+    let value: String = comment[at + KEY.len()..]
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-')
+        .map(|b| *b as char)
+        .collect();
+    Consistency::from_str(&value).ok()
+}
+
+/// The value of `SET [@@][session.]gantry_consistency = 'mode'`.
+pub(crate) fn set_consistency_value(sql: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(sql).ok()?;
+    let lower = text.to_ascii_lowercase();
+    if !lower.contains("gantry_consistency") {
+        return None;
+    }
+    let (_, value) = text.split_once('=')?;
+    Some(
+        value
+            .trim()
+            .trim_end_matches(';')
+            .trim()
+            .trim_matches(|c| c == '\'' || c == '"')
+            .to_string(),
+    )
+}
+
+fn mode_index(mode: Consistency) -> usize {
+    usize::from(mode == Consistency::Global)
+}
+
+impl Session {
+    fn flavor(&self) -> Flavor {
+        if self.ctx.identity.load().version.contains("MariaDB") {
+            Flavor::MariaDb
+        } else {
+            Flavor::MySql
+        }
+    }
+
+    /// `SET @@gantry_consistency = …`: Gantry's own session variable.
+    pub(super) async fn set_consistency(&mut self, value: &str) -> Result<(), End> {
+        match Consistency::from_str(value) {
+            Ok(mode) => {
+                self.consistency = mode;
+                self.ok(1).await
+            }
+            Err(_) => {
+                let err = MyError::new(
+                    1231,
+                    "42000",
+                    format!(
+                        "Variable 'gantry_consistency' can't be set to the value of '{value}' \
+                         (eventual, read-your-writes, global)"
+                    ),
+                );
+                self.send_err(1, &err).await
+            }
+        }
+    }
+
+    /// Picks the backend for a read under `mode` and makes it `held`. On
+    /// failure the client has been sent the error and `false` is returned.
+    pub(super) async fn prepare_causal_read(&mut self, mode: Consistency) -> Result<bool, End> {
+        let want = match mode {
+            Consistency::Eventual => None,
+            Consistency::ReadYourWrites => self.causal.clone(),
+            Consistency::Global => self.primary_position().await.map(|g| (*g).clone()),
+        };
+        let Some(want) = want.filter(|w| !w.is_empty()) else {
+            return self.prepare_conn(Target::Replica).await;
+        };
+        let Some((backend, wait)) = self.causal_candidate(&want) else {
+            self.count_causal(mode, CausalOutcome::Fallback);
+            return self.prepare_conn(Target::Primary).await;
+        };
+        if self.use_backend(backend.clone()).await.is_err() {
+            self.count_causal(mode, CausalOutcome::Fallback);
+            return self.prepare_conn(Target::Primary).await;
+        }
+        if !wait {
+            self.count_causal(mode, CausalOutcome::Immediate);
+            return self.prepare_conn(Target::Current).await;
+        }
+        let secs = self.ctx.config.load().causal_read_timeout_ms as f64 / 1000.0;
+        let sql = self.flavor().wait_sql(&want, secs);
+        let held = self.held.as_mut().expect("use_backend sets held");
+        match held.conn.query_value(&sql).await {
+            Ok(Ok(Some(v))) if v == "0" => {
+                if mode == Consistency::ReadYourWrites {
+                    self.verified_on = Some(backend.id);
+                }
+                self.count_causal(mode, CausalOutcome::AfterWait);
+                self.prepare_conn(Target::Current).await
+            }
+            Ok(_) => {
+                self.count_causal(mode, CausalOutcome::Fallback);
+                self.prepare_conn(Target::Primary).await
+            }
+            Err(_) => {
+                self.discard_held();
+                self.count_causal(mode, CausalOutcome::Fallback);
+                self.prepare_conn(Target::Primary).await
+            }
+        }
+    }
+
+    /// A replica for a read that must see `want`, and whether Gantry must
+    /// wait for it: one already verified, one whose last probed position
+    /// covers `want`, else the most advanced one.
+    fn causal_candidate(&mut self, want: &Gtid) -> Option<(Arc<BackendRuntime>, bool)> {
+        let topo = self.ctx.topology.load();
+        let serving: Vec<&Arc<BackendRuntime>> = topo
+            .backends
+            .iter()
+            .filter(|b| b.serves_reads())
+            .map(|b| &b.runtime)
+            .collect();
+        if let Some(rt) = serving.iter().find(|rt| Some(rt.id) == self.verified_on) {
+            return Some(((*rt).clone(), false));
+        }
+        let covering: Vec<&&Arc<BackendRuntime>> = serving
+            .iter()
+            .filter(|rt| {
+                rt.position
+                    .load()
+                    .as_ref()
+                    .is_some_and(|p| p.covers(want) == Some(true))
+            })
+            .collect();
+        if !covering.is_empty() {
+            self.ticket = self.ticket.wrapping_add(1);
+            let rt = covering[self.ticket as usize % covering.len()];
+            return Some(((*rt).clone(), false));
+        }
+        serving
+            .iter()
+            .min_by_key(|rt| {
+                rt.position
+                    .load()
+                    .as_ref()
+                    .and_then(|p| p.missing(want))
+                    .unwrap_or(u64::MAX)
+            })
+            .map(|rt| ((*rt).clone(), true))
+    }
+
+    /// Makes `held` a connection to `backend`.
+    async fn use_backend(&mut self, backend: Arc<BackendRuntime>) -> Result<(), MyError> {
+        if self
+            .held
+            .as_ref()
+            .is_some_and(|h| h.backend.id == backend.id)
+        {
+            return Ok(());
+        }
+        self.release_held();
+        self.acquire(backend).await
+    }
+
+    /// After a write committed on the held connection: learn its GTID.
+    pub(super) async fn learn_write_position(&mut self) {
+        let flavor = self.flavor();
+        let Some(h) = self.held.as_mut() else {
+            return;
+        };
+        match h.conn.query_value(flavor.own_position_sql()).await {
+            Ok(Ok(Some(text))) if !text.is_empty() => {
+                let pos = flavor.parse(&text);
+                match self.causal.as_mut() {
+                    Some(c) => c.merge(&pos),
+                    None => self.causal = Some(pos),
+                }
+                self.verified_on = None;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read the write's GTID");
+                self.discard_held();
+            }
+        }
+    }
+
+    /// The primary's current position, fetched once for all reads that
+    /// began before the fetch did.
+    async fn primary_position(&mut self) -> Option<Arc<Gtid>> {
+        let asked = Instant::now();
+        let mut cached = self.ctx.primary_position.lock().await;
+        if let Some((at, pos)) = cached.as_ref() {
+            if *at >= asked {
+                return Some(pos.clone());
+            }
+        }
+        let started = Instant::now();
+        let primary = self.ctx.topology.load().primary()?.runtime.clone();
+        let pool = primary.pool(&self.pool_key);
+        let mut conn = pool.acquire(&self.password, None).await.ok()?;
+        let flavor = self.flavor();
+        match conn.query_value(flavor.server_position_sql()).await {
+            Ok(Ok(Some(text))) => {
+                pool.release(conn);
+                let pos = Arc::new(flavor.parse(&text));
+                *cached = Some((started, pos.clone()));
+                Some(pos)
+            }
+            Ok(_) => {
+                pool.release(conn);
+                None
+            }
+            Err(_) => {
+                pool.discard(conn);
+                None
+            }
+        }
+    }
+
+    fn count_causal(&self, mode: Consistency, outcome: CausalOutcome) {
+        self.ctx.stats.causal[mode_index(mode)][outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consistency_hints_and_sets() {
+        assert_eq!(
+            hinted_consistency(b" /* gantry:consistency=global */ SELECT 1"),
+            Some(Consistency::Global)
+        );
+        assert_eq!(
+            hinted_consistency(b"/*gantry:consistency=read-your-writes*/SELECT 1"),
+            Some(Consistency::ReadYourWrites)
+        );
+        assert_eq!(
+            hinted_consistency(b"SELECT 1 /* gantry:consistency=global */"),
+            None
+        );
+        assert_eq!(
+            hinted_consistency(b"/* gantry:consistency=bogus */ SELECT 1"),
+            None
+        );
+        assert_eq!(
+            set_consistency_value(b"SET @@gantry_consistency = 'global';").as_deref(),
+            Some("global")
+        );
+        assert_eq!(
+            set_consistency_value(b"set session gantry_consistency=\"eventual\"").as_deref(),
+            Some("eventual")
+        );
+        assert_eq!(set_consistency_value(b"SET @a = 1"), None);
+    }
+
+    #[test]
+    fn wait_statements_per_flavor() {
+        let g = Flavor::MariaDb.parse("0-1-42");
+        assert_eq!(
+            Flavor::MariaDb.wait_sql(&g, 1.0),
+            "SELECT MASTER_GTID_WAIT('0-1-42', 1.000)"
+        );
+        let s = Flavor::MySql.parse("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-77");
+        assert_eq!(
+            Flavor::MySql.wait_sql(&s, 0.5),
+            "SELECT WAIT_FOR_EXECUTED_GTID_SET('3e11fa47-71ca-11e1-9e33-c80aa9429562:1-77', 0.500)"
+        );
+    }
+}
