@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::context::{Context, Settings};
 use crate::protocol::auth::{parse_backend_greeting, ServerIdentity};
 use crate::protocol::packet::PacketReader;
-use crate::{admin, frontend, health};
+use crate::{admin, frontend, health, metrics};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -124,6 +124,10 @@ pub async fn run(cfg: Config, launch_args: Vec<std::ffi::OsString>) -> Result<()
     }
     let proxy = bind(&cfg.proxy_address).await?;
     let admin_listener = bind(&cfg.admin_address).await?;
+    if let Some(addr) = &cfg.metrics_address {
+        let listener = bind(addr).await?;
+        tokio::spawn(metrics::serve(listener, ctx.clone()));
+    }
     health::spawn(ctx.clone());
     tokio::spawn(admin::serve(admin_listener, ctx.clone()));
     // Bounded by the probe timeout: replicas are judged before clients come.

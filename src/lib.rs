@@ -10,5 +10,6 @@ pub mod context;
 pub mod frontend;
 pub mod gtid;
 pub mod health;
+pub mod metrics;
 pub mod protocol;
 pub mod router;

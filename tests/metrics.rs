@@ -1,0 +1,56 @@
+//! The Prometheus endpoint reflects what the proxy did.
+
+mod common;
+
+use std::io::{Read, Write};
+
+use common::{shared_topology, Gantry};
+
+fn scrape(port: u16, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics port");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn value(text: &str, line_start: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no metric line starting {line_start:?} in:\n{text}"))
+}
+
+#[test]
+fn metrics_count_queries_and_show_backend_state() {
+    let t = shared_topology();
+    let port = common::free_port();
+    let g = Gantry::start(t, &["--metrics-address", &format!("127.0.0.1:{port}")]);
+    let out = std::process::Command::new("mariadb")
+        .args([
+            "-h127.0.0.1",
+            &format!("-P{}", g.port),
+            "-uapp",
+            "-papp_pw",
+            "test",
+            "-e",
+            "SELECT 1; SELECT 2; SELECT 3",
+        ])
+        .output()
+        .expect("mariadb client");
+    assert!(out.status.success());
+    let text = scrape(port, "/metrics");
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(value(&text, "gantry_events_total{counter=\"queries\"}") >= 3.0);
+    assert!(value(&text, "gantry_events_total{counter=\"reads_on_replica\"}") >= 3.0);
+    for r in &t.replicas {
+        let up = format!(
+            "gantry_backend{{address=\"{}\",metric=\"up\",type=\"ro\"}}",
+            r.addr()
+        );
+        assert_eq!(value(&text, &up), 1.0, "{text}");
+    }
+    assert!(text.contains("gantry_causal_reads_total"), "{text}");
+    assert!(scrape(port, "/nope").starts_with("HTTP/1.1 404"));
+}
