@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::protocol::auth::{self, BackendGreeting};
-use crate::protocol::packet::{join_payload, put_packet, PacketReader};
+use crate::protocol::packet::{header, lenenc_int, put_packet, PacketReader};
 use crate::protocol::reply::{parse_err, MyError};
 use crate::protocol::{cmd, Expect, ResponseScanner, ScanState};
 
@@ -143,112 +143,96 @@ impl BackendConn {
         !matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
-    /// Runs one statement of Gantry's own (state replay) and discards any
-    /// result. `Ok(Err(e))` is the server's error for it.
-    pub async fn run(&mut self, command: u8, arg: &[u8]) -> io::Result<Result<(), MyError>> {
+    /// Sends `request` (complete packets) and collects the whole response
+    /// into `out`, for the answers Gantry reads or edits itself.
+    pub async fn exchange(
+        &mut self,
+        request: &[u8],
+        expect: Expect,
+        out: &mut BytesMut,
+    ) -> io::Result<ResponseScanner> {
+        out.clear();
+        self.stream.write_all(request).await?;
+        let mut sc = ResponseScanner::new(expect, self.deprecate_eof());
+        loop {
+            let (n, st) = sc
+                .scan(&self.reader.buf)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            out.extend_from_slice(&self.reader.buf[..n]);
+            self.reader.buf.advance(n);
+            match st {
+                ScanState::Done => return Ok(sc),
+                ScanState::LocalInfile => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "unexpected LOCAL INFILE request",
+                    ))
+                }
+                ScanState::More => {
+                    if self.stream.read_buf(&mut self.reader.buf).await? == 0 {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends one command of Gantry's own and collects its answer.
+    async fn command(
+        &mut self,
+        command: u8,
+        arg: &[u8],
+    ) -> io::Result<(ResponseScanner, BytesMut)> {
         let mut payload = Vec::with_capacity(arg.len() + 1);
         payload.push(command);
         payload.extend_from_slice(arg);
-        let mut out = BytesMut::with_capacity(payload.len() + 4);
-        put_packet(&mut out, 0, &payload);
-        self.stream.write_all(&out).await?;
+        let mut request = BytesMut::with_capacity(payload.len() + 4);
+        put_packet(&mut request, 0, &payload);
         let expect = if command == cmd::QUERY {
             Expect::Query
         } else {
             Expect::Single
         };
-        let mut sc = ResponseScanner::new(expect, self.deprecate_eof());
-        let mut error = None;
-        loop {
-            let (n, st) = sc
-                .scan(&self.reader.buf)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            if sc.error && error.is_none() {
-                // The ERR packet is the last n bytes' final packet.
-                error = last_packet_payload(&self.reader.buf[..n]).and_then(|p| parse_err(&p));
-            }
-            self.reader.buf.advance(n);
-            match st {
-                ScanState::Done => break,
-                ScanState::LocalInfile => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "unexpected LOCAL INFILE",
-                    ))
-                }
-                ScanState::More => {
-                    if self.stream.read_buf(&mut self.reader.buf).await? == 0 {
-                        return Err(io::ErrorKind::UnexpectedEof.into());
-                    }
-                }
-            }
-        }
-        Ok(match error {
-            Some(e) => Err(e),
-            None if sc.error => Err(MyError::new(2027, "HY000", "malformed error from backend")),
-            None => Ok(()),
+        let mut out = BytesMut::new();
+        let sc = self.exchange(&request, expect, &mut out).await?;
+        Ok((sc, out))
+    }
+
+    /// Runs one statement of Gantry's own (state replay) and discards any
+    /// result. `Ok(Err(e))` is the server's error for it.
+    pub async fn run(&mut self, command: u8, arg: &[u8]) -> io::Result<Result<(), MyError>> {
+        let (sc, out) = self.command(command, arg).await?;
+        Ok(if sc.error {
+            Err(last_error(&out))
+        } else {
+            Ok(())
         })
     }
-}
 
-impl BackendConn {
     /// Runs a query of Gantry's own and returns the first column of its
     /// first row (`Ok(Ok(None))` for NULL or no row).
     pub async fn query_value(&mut self, sql: &str) -> io::Result<Result<Option<String>, MyError>> {
-        let mut payload = Vec::with_capacity(sql.len() + 1);
-        payload.push(cmd::QUERY);
-        payload.extend_from_slice(sql.as_bytes());
-        let mut out = BytesMut::with_capacity(payload.len() + 4);
-        put_packet(&mut out, 0, &payload);
-        self.stream.write_all(&out).await?;
-        let mut sc = ResponseScanner::new(Expect::Query, self.deprecate_eof());
-        let mut response = Vec::new();
-        loop {
-            let (n, st) = sc
-                .scan(&self.reader.buf)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            response.extend_from_slice(&self.reader.buf[..n]);
-            self.reader.buf.advance(n);
-            match st {
-                ScanState::Done => break,
-                ScanState::LocalInfile => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "unexpected LOCAL INFILE",
-                    ))
-                }
-                ScanState::More => {
-                    if self.stream.read_buf(&mut self.reader.buf).await? == 0 {
-                        return Err(io::ErrorKind::UnexpectedEof.into());
-                    }
-                }
-            }
+        let (sc, response) = self.command(cmd::QUERY, sql.as_bytes()).await?;
+        if sc.error {
+            return Ok(Err(last_error(&response)));
         }
         let packets = split_packets(&response);
-        let Some(first) = packets.first() else {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "empty answer"));
-        };
-        if sc.error {
-            let last = packets.last().copied().unwrap_or(first);
-            return Ok(Err(parse_err(last).unwrap_or_else(|| {
-                MyError::new(2027, "HY000", "malformed error from backend")
-            })));
-        }
-        let Some((columns, _)) = crate::protocol::packet::lenenc_int(first) else {
+        let Some((columns, _)) = packets.first().and_then(|p| lenenc_int(p)) else {
             return Ok(Ok(None));
         };
-        // column count, definitions, [EOF], first row.
+        // column count, definitions, [EOF], first row, terminator.
         let row_at = 1 + columns as usize + usize::from(!self.deprecate_eof());
-        let value = packets.get(row_at).and_then(|row| {
-            if row.first() == Some(&0xfb) {
-                return None;
-            }
-            let (len, n) = crate::protocol::packet::lenenc_int(row)?;
+        if packets.len() <= row_at + 1 {
+            return Ok(Ok(None));
+        }
+        let row = packets[row_at];
+        if row.first() == Some(&0xfb) {
+            return Ok(Ok(None));
+        }
+        let value = lenenc_int(row).and_then(|(len, n)| {
             let bytes = row.get(n..n + len as usize)?;
             Some(String::from_utf8_lossy(bytes).into_owned())
         });
-        // A terminator in place of the row means no row.
-        let value = value.filter(|_| packets.len() > row_at + 1);
         Ok(Ok(value))
     }
 }
@@ -258,7 +242,7 @@ fn split_packets(buf: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos + 4 <= buf.len() {
-        let (len, _) = crate::protocol::packet::header(&buf[pos..]);
+        let (len, _) = header(&buf[pos..]);
         let end = (pos + 4 + len).min(buf.len());
         out.push(&buf[pos + 4..end]);
         pos = end;
@@ -266,20 +250,12 @@ fn split_packets(buf: &[u8]) -> Vec<&[u8]> {
     out
 }
 
-/// The payload of the last complete packet in `buf`.
-fn last_packet_payload(buf: &[u8]) -> Option<Vec<u8>> {
-    let mut pos = 0;
-    let mut last = None;
-    while pos + 4 <= buf.len() {
-        let (len, _) = crate::protocol::packet::header(&buf[pos..]);
-        let end = pos + 4 + len;
-        if end > buf.len() {
-            break;
-        }
-        last = Some(pos..end);
-        pos = end;
-    }
-    last.map(|r| join_payload(&buf[r]).0)
+/// The server's error in a collected response (its last packet).
+pub fn last_error(response: &[u8]) -> MyError {
+    split_packets(response)
+        .last()
+        .and_then(|p| parse_err(p))
+        .unwrap_or_else(|| MyError::new(2027, "HY000", "Malformed error from backend"))
 }
 
 /// Finishes the login exchange after the HandshakeResponse was sent.

@@ -121,37 +121,3 @@ async fn relay_local_infile(
         }
     }
 }
-
-/// Sends `request` and collects the whole response instead of relaying it
-/// (for the few answers Gantry must edit or read, such as prepare).
-pub async fn exchange(
-    conn: &mut BackendConn,
-    request: &[u8],
-    expect: Expect,
-    out: &mut bytes::BytesMut,
-) -> io::Result<ResponseScanner> {
-    out.clear();
-    let mut sc = ResponseScanner::new(expect, conn.deprecate_eof());
-    conn.stream.write_all(request).await?;
-    loop {
-        let (n, state) = sc
-            .scan(&conn.reader.buf)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        out.extend_from_slice(&conn.reader.buf[..n]);
-        conn.reader.buf.advance(n);
-        match state {
-            ScanState::Done => return Ok(sc),
-            ScanState::LocalInfile => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "unexpected LOCAL INFILE request",
-                ))
-            }
-            ScanState::More => {
-                if conn.stream.read_buf(&mut conn.reader.buf).await? == 0 {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-            }
-        }
-    }
-}

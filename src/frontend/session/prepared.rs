@@ -5,14 +5,13 @@ use tokio::io::AsyncWriteExt;
 
 use super::{End, Session, Target};
 use crate::config::Consistency;
-use crate::frontend::forward::exchange;
 use crate::frontend::registry::pin;
 use crate::frontend::stmt::{
     rewrite_execute, set_statement_id, statement_id, statement_key, ClientStatement,
     CURSOR_READ_ONLY,
 };
 use crate::protocol::packet::{join_payload, put_packet};
-use crate::protocol::reply::{parse_err, MyError};
+use crate::protocol::reply::MyError;
 use crate::protocol::{cmd, status, Expect};
 use crate::router::{self, Route};
 
@@ -48,7 +47,7 @@ impl Session {
         let held = self.held.as_mut().expect("prepare_conn sets held");
         let backend = held.backend.clone();
         let mut out = std::mem::take(&mut self.scratch);
-        let result = exchange(&mut held.conn, request, Expect::Prepare, &mut out).await;
+        let result = held.conn.exchange(request, Expect::Prepare, &mut out).await;
         let sc = match result {
             Ok(sc) => sc,
             Err(e) => {
@@ -165,7 +164,10 @@ impl Session {
         let mut request = bytes::BytesMut::new();
         put_packet(&mut request, 0, &payload);
         let mut out = std::mem::take(&mut self.scratch);
-        let result = exchange(&mut held.conn, &request, Expect::Prepare, &mut out).await;
+        let result = held
+            .conn
+            .exchange(&request, Expect::Prepare, &mut out)
+            .await;
         let backend = held.backend.clone();
         let outcome = match result {
             Ok(sc) => match sc.prepared.filter(|_| !sc.error) {
@@ -177,7 +179,7 @@ impl Session {
                     Ok(()) => Ok(info.statement_id),
                     Err(e) => Err(Err(e)),
                 },
-                None => Err(Ok(last_error(&out))),
+                None => Err(Ok(crate::backend::conn::last_error(&out))),
             },
             Err(e) => Err(Err(e)),
         };
@@ -260,18 +262,4 @@ impl Session {
         let open = self.stmts.any_cursor();
         self.set_pin(pin::CURSOR, open);
     }
-}
-
-/// The error in a collected response (its last packet).
-fn last_error(response: &[u8]) -> MyError {
-    let mut pos = 0;
-    let mut last = None;
-    while pos + 4 <= response.len() {
-        let (len, _) = crate::protocol::packet::header(&response[pos..]);
-        let end = (pos + 4 + len).min(response.len());
-        last = Some(&response[pos + 4..end]);
-        pos = end;
-    }
-    last.and_then(parse_err)
-        .unwrap_or_else(|| MyError::new(2027, "HY000", "Malformed prepare answer from backend"))
 }
