@@ -92,6 +92,25 @@ pub async fn learn_identity(ctx: &Context) -> Option<ServerIdentity> {
     Some(ServerIdentity::from_backend(&greeting, version.as_deref()))
 }
 
+/// Keeps `pool-min-idle` connections ready in every pool of a backend that
+/// is up (pools exist per user and client flavour once a client used them).
+async fn pool_keeper(ctx: Arc<Context>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if ctx.settings.load().pool.min_idle == 0 {
+            continue;
+        }
+        let topo = ctx.topology.load_full();
+        for b in topo.backends.iter().filter(|b| b.state == BackendState::Up) {
+            for pool in b.runtime.pools().iter() {
+                if let Some(pw) = ctx.password_of(&pool.key.user) {
+                    pool.fill_idle(&pw).await;
+                }
+            }
+        }
+    }
+}
+
 /// Keeps trying to learn the primary's identity until it succeeds.
 async fn identity_task(ctx: Arc<Context>) {
     loop {
@@ -129,6 +148,7 @@ pub async fn run(cfg: Config, launch_args: Vec<std::ffi::OsString>) -> Result<()
         tokio::spawn(metrics::serve(listener, ctx.clone()));
     }
     health::spawn(ctx.clone());
+    tokio::spawn(pool_keeper(ctx.clone()));
     tokio::spawn(admin::serve(admin_listener, ctx.clone()));
     // Bounded by the probe timeout: replicas are judged before clients come.
     health::first_round(&ctx).await;

@@ -55,6 +55,9 @@ pub struct Pool {
     cfg: PoolConfig,
     idle: ArrayQueue<BackendConn>,
     released: Notify,
+    /// Notified when a caller starts waiting: sessions idling on a
+    /// connection of this pool give it back.
+    pub wanted: Notify,
     closed: AtomicBool,
     pub stats: PoolStats,
 }
@@ -70,6 +73,7 @@ impl Pool {
             idle: ArrayQueue::new(cfg.max_size.max(1)),
             cfg,
             released: Notify::new(),
+            wanted: Notify::new(),
             closed: AtomicBool::new(false),
             stats: PoolStats::default(),
         }
@@ -132,6 +136,7 @@ impl Pool {
                 continue;
             }
             self.stats.waiting.fetch_add(1, Ordering::Relaxed);
+            self.wanted.notify_waiters();
             let waited = tokio::time::timeout_at(deadline.into(), self.released.notified()).await;
             self.stats.waiting.fetch_sub(1, Ordering::Relaxed);
             if waited.is_err() {
@@ -165,6 +170,39 @@ impl Pool {
         drop(conn);
         self.stats.open.fetch_sub(1, Ordering::Relaxed);
         self.free_slot();
+    }
+
+    /// Opens connections until `min-idle` are idle (never beyond the pool
+    /// size), so a burst does not pay for connects. Run by the keeper task.
+    pub async fn fill_idle(&self, password: &str) {
+        while !self.is_closed()
+            && self.idle.len() < self.cfg.min_idle
+            && self.stats.open.load(Ordering::Relaxed) < self.cfg.max_size
+        {
+            let params = ConnectParams {
+                addr: &self.addr,
+                user: &self.key.user,
+                password,
+                database: None,
+                client_capabilities: self.key.capabilities,
+                collation: self.key.collation,
+                timeout: self.cfg.connect_timeout,
+            };
+            match BackendConn::connect(&params).await {
+                Ok(conn) => {
+                    self.stats.open.fetch_add(1, Ordering::Relaxed);
+                    self.stats.created.fetch_add(1, Ordering::Relaxed);
+                    if self.idle.push(conn).is_err() {
+                        self.stats.open.fetch_sub(1, Ordering::Relaxed);
+                        return;
+                    }
+                }
+                Err(_) => {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
     }
 
     /// The backend was removed: close idle connections now and the others as

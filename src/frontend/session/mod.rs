@@ -251,23 +251,28 @@ impl Session {
     /// Waits for the next command. A session that keeps a backend
     /// connection it does not need gives it back after `idle-release`.
     async fn next_command(&mut self) -> Result<Option<usize>, End> {
-        let info = self.info.clone();
-        if info.killed.load(Ordering::Relaxed) {
+        if self.info.killed.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        if self.held.is_some() && self.pins == 0 {
+        if let (Some(h), 0) = (self.held.as_ref(), self.pins) {
+            // Also give the connection back at once when another client is
+            // waiting for one from that pool.
             let idle = self.ctx.settings.load().idle_release;
+            let wanted = h.pool.wanted.notified();
             tokio::select! {
-                r = tokio::time::timeout(idle, self.reader.fill_packet(&mut self.client)) => match r {
-                    Ok(r) => return Ok(r?),
-                    Err(_) => self.release_held(),
-                },
-                _ = info.kill_signal.notified() => return Ok(None),
+                r = tokio::time::timeout(idle, self.reader.fill_packet(&mut self.client)) => {
+                    if let Ok(r) = r {
+                        return Ok(r?);
+                    }
+                }
+                _ = wanted => {}
+                _ = self.info.kill_signal.notified() => return Ok(None),
             }
+            self.release_held();
         }
         tokio::select! {
             r = self.reader.fill_packet(&mut self.client) => Ok(r?),
-            _ = info.kill_signal.notified() => Ok(None),
+            _ = self.info.kill_signal.notified() => Ok(None),
         }
     }
 
