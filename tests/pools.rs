@@ -68,3 +68,36 @@ async fn a_full_pool_gives_a_clear_error_not_a_hang() {
         .unwrap();
     assert_eq!(one, 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn closed_backend_connections_say_goodbye() {
+    // Its own servers: other tests' Gantry processes are killed when they
+    // end, which the shared servers would count as aborted clients.
+    let topo = common::Topology::start();
+    let t = &topo;
+    let aborted = || -> u64 {
+        t.primary
+            .sql("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'ABORTED_CLIENTS'")
+            .parse()
+            .unwrap()
+    };
+    let g = Gantry::start(t, &[]);
+    let before = aborted();
+    for _ in 0..5 {
+        let mut c = Conn::new(Opts::from_url(&g.url("app", "app_pw", "test")).unwrap())
+            .await
+            .unwrap();
+        // A temporary table pins the session: its connection is closed, not
+        // pooled, when the session ends.
+        c.query_drop("CREATE TEMPORARY TABLE bye (id INT)")
+            .await
+            .unwrap();
+        c.disconnect().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        aborted(),
+        before,
+        "backend connections closed with COM_QUIT"
+    );
+}

@@ -168,6 +168,25 @@ async fn kill_query_from_a_second_client_stops_a_sleep() {
         matches!(err, Error::Server(ref e) if e.code == 1094),
         "{err:?}"
     );
+    // KILL CONNECTION under a running statement: the victim sees its
+    // connection lost (as on a direct connection), not "query interrupted".
+    let mut busy = connect(&g, "test").await;
+    let busy_id = busy.id();
+    let running = tokio::spawn(async move { busy.query_drop("SELECT SLEEP(30)").await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    killer
+        .query_drop(format!("KILL CONNECTION {busy_id}"))
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(2), running)
+        .await
+        .expect("the killed statement returns promptly")
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        !matches!(err, Error::Server(_)),
+        "expected a lost connection, got {err:?}"
+    );
     // KILL CONNECTION ends the other session.
     let victim_id = victim.id();
     killer
@@ -179,6 +198,25 @@ async fn kill_query_from_a_second_client_stops_a_sleep() {
         victim.query_drop("SELECT 1").await.is_err(),
         "the killed session is gone"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_without_a_database_does_not_inherit_one() {
+    let t = shared_topology();
+    let g = Gantry::start(t, &[]);
+    for _ in 0..3 {
+        let mut with_db = connect(&g, "test").await;
+        let (v, _) = repeated(&mut with_db, "DATABASE()", 4).await;
+        assert_eq!(v, BTreeSet::from(["test".to_string()]));
+        drop(with_db);
+        let mut without = connect(&g, "").await;
+        let (v, _) = repeated(&mut without, "DATABASE()", 4).await;
+        assert_eq!(
+            v,
+            BTreeSet::from(["NULL".to_string()]),
+            "no database selected"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -47,6 +47,17 @@ pub struct BackendConn {
     pub last_used: Instant,
 }
 
+/// COM_QUIT, sequence 0.
+const QUIT_PACKET: [u8; 5] = [1, 0, 0, 0, cmd::QUIT];
+
+/// Closing politely: a socket dropped without COM_QUIT counts as an aborted
+/// client on the server (`Aborted_clients`, a warning in its error log).
+impl Drop for BackendConn {
+    fn drop(&mut self) {
+        let _ = self.stream.try_write(&QUIT_PACKET);
+    }
+}
+
 impl BackendConn {
     pub fn deprecate_eof(&self) -> bool {
         self.capabilities & auth::CLIENT_DEPRECATE_EOF != 0

@@ -97,16 +97,7 @@ impl Pool {
             }
             self.stats.open.fetch_sub(1, Ordering::Relaxed);
         }
-        let params = ConnectParams {
-            addr: &self.addr,
-            user: &self.key.user,
-            password,
-            database,
-            client_capabilities: self.key.capabilities,
-            collation: self.key.collation,
-            timeout: self.cfg.connect_timeout,
-        };
-        match BackendConn::connect(&params).await {
+        match BackendConn::connect(&self.params(password, database)).await {
             Ok(conn) => {
                 self.stats.open.fetch_add(1, Ordering::Relaxed);
                 self.stats.created.fetch_add(1, Ordering::Relaxed);
@@ -172,6 +163,40 @@ impl Pool {
         self.free_slot();
     }
 
+    fn params<'a>(&'a self, password: &'a str, database: Option<&'a str>) -> ConnectParams<'a> {
+        ConnectParams {
+            addr: &self.addr,
+            user: &self.key.user,
+            password,
+            database,
+            client_capabilities: self.key.capabilities,
+            collation: self.key.collation,
+            timeout: self.cfg.connect_timeout,
+        }
+    }
+
+    /// A new connection in place of `old` (same pool slot), for a session
+    /// that needs what the old one cannot give back: no current schema.
+    pub async fn reconnect(
+        &self,
+        old: BackendConn,
+        password: &str,
+    ) -> Result<BackendConn, MyError> {
+        drop(old);
+        match BackendConn::connect(&self.params(password, None)).await {
+            Ok(conn) => {
+                self.stats.created.fetch_add(1, Ordering::Relaxed);
+                Ok(conn)
+            }
+            Err(e) => {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                self.stats.open.fetch_sub(1, Ordering::Relaxed);
+                self.free_slot();
+                Err(e)
+            }
+        }
+    }
+
     /// Opens connections until `min-idle` are idle (never beyond the pool
     /// size), so a burst does not pay for connects. Run by the keeper task.
     pub async fn fill_idle(&self, password: &str) {
@@ -179,16 +204,7 @@ impl Pool {
             && self.idle.len() < self.cfg.min_idle
             && self.stats.open.load(Ordering::Relaxed) < self.cfg.max_size
         {
-            let params = ConnectParams {
-                addr: &self.addr,
-                user: &self.key.user,
-                password,
-                database: None,
-                client_capabilities: self.key.capabilities,
-                collation: self.key.collation,
-                timeout: self.cfg.connect_timeout,
-            };
-            match BackendConn::connect(&params).await {
+            match BackendConn::connect(&self.params(password, None)).await {
                 Ok(conn) => {
                     self.stats.open.fetch_add(1, Ordering::Relaxed);
                     self.stats.created.fetch_add(1, Ordering::Relaxed);

@@ -119,7 +119,15 @@ impl Prober {
             .as_ref()
             .is_some_and(|o| o.since.elapsed() >= max_age)
         {
-            self.open = None;
+            if let Some(old) = self.open.take() {
+                // A polite COM_QUIT: a dropped socket counts as an aborted
+                // client on the server and fills its error log.
+                let _ = tokio::time::timeout(
+                    max_age.min(Duration::from_secs(1)),
+                    old.conn.disconnect(),
+                )
+                .await;
+            }
         }
         // Taken out while in use: a failed or abandoned probe leaves none.
         let mut open = match self.open.take() {

@@ -198,6 +198,11 @@ impl Session {
                 .await?;
             return Err(End);
         }
+        if !query_only {
+            // First, so that the victim's relay ends its session without
+            // answering (its client sees the connection lost, as directly).
+            target.kill();
+        }
         let backend_id = target.backend.load(Ordering::Relaxed);
         let thread = target.backend_thread.load(Ordering::Relaxed);
         let runtime = self
@@ -210,7 +215,8 @@ impl Session {
             let pool = runtime.pool(&self.pool_key);
             match pool.acquire(&self.password, None).await {
                 Ok(mut conn) => {
-                    let sql = format!("KILL QUERY {thread}");
+                    let what = if query_only { "QUERY" } else { "CONNECTION" };
+                    let sql = format!("KILL {what} {thread}");
                     match conn.run(cmd::QUERY, sql.as_bytes()).await {
                         Ok(Ok(())) => pool.release(conn),
                         Ok(Err(e)) => {
@@ -225,9 +231,6 @@ impl Session {
                 }
                 Err(e) => return self.send_err(1, &e).await,
             }
-        }
-        if !query_only {
-            target.kill();
         }
         self.ok(1).await
     }

@@ -438,7 +438,7 @@ impl Session {
             .fetch_add(1, Ordering::Relaxed);
         let was_pinned = self.pins != 0;
         self.discard_held();
-        if !clean {
+        if !clean || self.info.killed.load(Ordering::Relaxed) {
             return Err(End);
         }
         self.send_err(next_seq, &MyError::backend_lost(&backend.addr))
@@ -641,6 +641,35 @@ impl Session {
 
     /// Brings the held connection to the session's schema and variables.
     async fn sync_state(&mut self) -> Result<(), MyError> {
+        if self.state.schema.is_none()
+            && self.held.as_ref().is_some_and(|h| h.conn.schema.is_some())
+        {
+            // A server cannot unselect a database: a session without one
+            // gets a fresh connection in place of this one.
+            let Some(h) = self.held.take() else {
+                return Ok(());
+            };
+            let Held {
+                backend,
+                pool,
+                conn,
+            } = h;
+            let conn = match pool.reconnect(conn, &self.password).await {
+                Ok(c) => c,
+                Err(e) => {
+                    self.info.backend.store(0, Ordering::Relaxed);
+                    return Err(e);
+                }
+            };
+            self.info
+                .backend_thread
+                .store(conn.thread_id, Ordering::Relaxed);
+            self.held = Some(Held {
+                backend,
+                pool,
+                conn,
+            });
+        }
         let Some(h) = self.held.as_mut() else {
             return Ok(());
         };
