@@ -44,6 +44,9 @@ pub struct BackendConn {
     /// Prepared statements on this connection: (statement key, server id),
     /// oldest first, bounded by `PREPARED_CACHE`.
     pub prepared: Vec<(u64, u32)>,
+    /// Close without COM_QUIT: the client this connection's session belonged
+    /// to vanished without one, and the server should see that too.
+    pub abort_on_drop: bool,
     pub last_used: Instant,
 }
 
@@ -54,7 +57,9 @@ const QUIT_PACKET: [u8; 5] = [1, 0, 0, 0, cmd::QUIT];
 /// client on the server (`Aborted_clients`, a warning in its error log).
 impl Drop for BackendConn {
     fn drop(&mut self) {
-        let _ = self.stream.try_write(&QUIT_PACKET);
+        if !self.abort_on_drop {
+            let _ = self.stream.try_write(&QUIT_PACKET);
+        }
     }
 }
 
@@ -103,6 +108,7 @@ impl BackendConn {
             vars_hash: 0,
             last_insert_id: 0,
             prepared: Vec::new(),
+            abort_on_drop: false,
             last_used: Instant::now(),
         })
     }

@@ -88,6 +88,8 @@ pub struct Session {
     causal: Option<Gtid>,
     /// A replica verified to have `causal` applied.
     verified_on: Option<u64>,
+    /// The client said goodbye with COM_QUIT.
+    quit: bool,
 }
 
 /// Whether the statement reads LAST_INSERT_ID() / @@identity.
@@ -124,6 +126,15 @@ fn assigns_user_var(c: &Classification, sql: &[u8]) -> bool {
 /// also rolls back an open transaction, as a direct disconnect would.
 impl Drop for Session {
     fn drop(&mut self) {
+        if !self.quit {
+            // The client vanished without COM_QUIT: a connection that carried
+            // its session state is dropped the same way, so the server counts
+            // the aborted client as it would directly.
+            let pinned = self.pins != 0 || self.last_status & status::IN_TRANS != 0;
+            if let (Some(h), true) = (self.held.as_mut(), pinned) {
+                h.conn.abort_on_drop = true;
+            }
+        }
         self.release_held();
     }
 }
@@ -154,6 +165,7 @@ impl Session {
             consistency,
             causal: None,
             verified_on: None,
+            quit: false,
             reader: s.reader,
             out: BytesMut::with_capacity(256),
             password: s.password,
@@ -217,7 +229,10 @@ impl Session {
             }
             self.info.queries.fetch_add(1, Ordering::Relaxed);
             match request[4] {
-                cmd::QUIT => return Ok(()),
+                cmd::QUIT => {
+                    self.quit = true;
+                    return Ok(());
+                }
                 cmd::QUERY => self.query(&request).await?,
                 cmd::PING => self.ok(1).await?,
                 cmd::INIT_DB => self.init_db(&request).await?,
