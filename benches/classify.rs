@@ -76,7 +76,13 @@ fn each(c: &mut Criterion) {
     g.warm_up_time(Duration::from_millis(300));
     g.measurement_time(Duration::from_secs(1));
     for (i, q) in MIX.iter().enumerate() {
-        let label = format!("{i:02}_{}", &q[..q.len().min(24)]);
+        // Alphanumeric labels: they become report directory names.
+        let head: String = q
+            .chars()
+            .take(24)
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let label = format!("{i:02}_{head}");
         g.bench_with_input(BenchmarkId::from_parameter(label), q, |b, q| {
             b.iter(|| classify(black_box(q.as_bytes())))
         });

@@ -121,17 +121,18 @@ fn scan_whole(resp: &[u8], deprecate_eof: bool) -> usize {
 }
 
 fn scanner(c: &mut Criterion) {
-    let cases = [
-        ("point_select", 1usize),
-        ("range_100_rows", 100usize),
-    ];
+    let cases = [("point_select", 1usize), ("range_100_rows", 100usize)];
     let mut g = c.benchmark_group("scan");
     for (name, rows) in cases {
         for deprecate_eof in [true, false] {
             let resp = result_set(rows, deprecate_eof);
             assert_eq!(scan_whole(&resp, deprecate_eof), resp.len());
             assert_eq!(scan_chunked(&resp, 1448, deprecate_eof), resp.len());
-            let eof = if deprecate_eof { "ok_eof" } else { "classic_eof" };
+            let eof = if deprecate_eof {
+                "ok_eof"
+            } else {
+                "classic_eof"
+            };
             g.throughput(Throughput::Bytes(resp.len() as u64));
             g.bench_with_input(
                 BenchmarkId::new(format!("{name}/{eof}"), "whole"),
@@ -154,9 +155,7 @@ fn scanner(c: &mut Criterion) {
     }
     let ok = ok_response();
     g.throughput(Throughput::Bytes(ok.len() as u64));
-    g.bench_function("ok_packet", |b| {
-        b.iter(|| scan_whole(black_box(&ok), true))
-    });
+    g.bench_function("ok_packet", |b| b.iter(|| scan_whole(black_box(&ok), true)));
     g.finish();
 }
 

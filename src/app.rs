@@ -92,17 +92,23 @@ pub async fn learn_identity(ctx: &Context) -> Option<ServerIdentity> {
     Some(ServerIdentity::from_backend(&greeting, version.as_deref()))
 }
 
+/// Idle pooled connections unused this long are closed (beyond
+/// `pool-min-idle`), so a burst's connections do not stay forever.
+const POOL_IDLE_CLOSE: Duration = Duration::from_secs(60);
+
 /// Keeps `pool-min-idle` connections ready in every pool of a backend that
-/// is up (pools exist per user and client flavour once a client used them).
+/// is up (pools exist per user and client flavour once a client used them),
+/// and closes connections idle for longer than `POOL_IDLE_CLOSE`.
 async fn pool_keeper(ctx: Arc<Context>) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        if ctx.settings.load().pool.min_idle == 0 {
-            continue;
-        }
         let topo = ctx.topology.load_full();
-        for b in topo.backends.iter().filter(|b| b.state == BackendState::Up) {
+        for b in &topo.backends {
             for pool in b.runtime.pools().iter() {
+                pool.shrink(POOL_IDLE_CLOSE);
+                if b.state != BackendState::Up || pool.config().min_idle == 0 {
+                    continue;
+                }
                 if let Some(pw) = ctx.password_of(&pool.key.user) {
                     pool.fill_idle(&pw).await;
                 }

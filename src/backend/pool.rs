@@ -221,6 +221,24 @@ impl Pool {
         }
     }
 
+    /// Closes idle connections unused for `max_idle`, keeping `min-idle`.
+    /// (The queue is FIFO, so the oldest come out first.)
+    pub fn shrink(&self, max_idle: Duration) {
+        let mut checked = self.idle.len();
+        while checked > 0 && self.idle.len() > self.cfg.min_idle {
+            checked -= 1;
+            let Some(conn) = self.idle.pop() else {
+                return;
+            };
+            if conn.last_used.elapsed() >= max_idle {
+                drop(conn);
+                self.stats.open.fetch_sub(1, Ordering::Relaxed);
+            } else if self.idle.push(conn).is_err() {
+                self.stats.open.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// The backend was removed: close idle connections now and the others as
     /// they come back.
     pub fn close(&self) {
@@ -236,5 +254,56 @@ impl Pool {
 
     pub fn idle_count(&self) -> usize {
         self.idle.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::packet::PacketReader;
+
+    async fn idle_conn(listener: &tokio::net::TcpListener, age: Duration) -> BackendConn {
+        let stream = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        BackendConn {
+            stream,
+            reader: PacketReader::new(),
+            capabilities: 0,
+            thread_id: 1,
+            schema: None,
+            vars: Vec::new(),
+            vars_hash: 0,
+            last_insert_id: 0,
+            prepared: Vec::new(),
+            abort_on_drop: true,
+            last_used: Instant::now() - age,
+        }
+    }
+
+    #[tokio::test]
+    async fn shrink_closes_old_idle_connections_but_keeps_min_idle() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let cfg = PoolConfig {
+            min_idle: 1,
+            ..PoolConfig::default()
+        };
+        let key = PoolKey {
+            user: "app".into(),
+            capabilities: 0,
+            collation: 45,
+        };
+        let pool = Pool::new(key, "127.0.0.1:1".into(), cfg);
+        for age in [120, 120, 120, 1] {
+            let conn = idle_conn(&listener, Duration::from_secs(age)).await;
+            pool.stats.open.fetch_add(1, Ordering::Relaxed);
+            assert!(pool.idle.push(conn).is_ok());
+        }
+        pool.shrink(Duration::from_secs(60));
+        // The three old ones go; the fresh one satisfies min-idle.
+        assert_eq!(pool.idle_count(), 1);
+        assert_eq!(pool.stats.open.load(Ordering::Relaxed), 1);
+        let left = pool.idle.pop().unwrap();
+        assert!(left.last_used.elapsed() < Duration::from_secs(60));
     }
 }
