@@ -141,6 +141,12 @@ async fn bind(addr: &str) -> Result<TcpListener, StartError> {
 /// Starts everything and runs until the process is stopped.
 pub async fn run(cfg: Config, launch_args: Vec<std::ffi::OsString>) -> Result<(), StartError> {
     let ctx = context_from(&cfg, launch_args);
+    if cfg.auto_failover {
+        tracing::warn!(
+            "auto-failover is not implemented yet: Gantry follows a primary moved by an \
+             external tool but does not promote a replica itself"
+        );
+    }
     if let Some(id) = learn_identity(&ctx).await {
         ctx.identity.store(Arc::new(id));
     } else {

@@ -125,7 +125,8 @@ async fn read_your_writes_never_misses_where_eventual_does() {
 async fn global_reads_see_other_sessions_earlier_writes() {
     let t = Topology::start();
     t.replicas[0].sql("STOP SLAVE; CHANGE MASTER TO MASTER_DELAY=2; START SLAVE");
-    let g = Gantry::start(&t, &["--consistency", "global"]);
+    // Per-user: app reads under global consistency.
+    let g = Gantry::start(&t, &["--user-consistency", "app:global"]);
     let mut writer = connect(&g).await;
     writer
         .query_drop("SET @@gantry_consistency = 'eventual'")

@@ -33,6 +33,25 @@ async fn repeated(c: &mut Conn, sql: &str, n: usize) -> (BTreeSet<String>, BTree
     (values, ports)
 }
 
+/// Inserts `blob` as row 1 with a prepared statement and reads it back in a
+/// transaction (so from the primary, whatever the replicas have applied).
+async fn blob_round_trip(c: &mut Conn, table: &str, blob: &[u8]) -> Vec<u8> {
+    c.exec_drop(
+        format!("INSERT INTO {table} VALUES (1, ?)"),
+        (blob.to_vec(),),
+    )
+    .await
+    .unwrap();
+    c.query_drop("BEGIN").await.unwrap();
+    let back: Vec<u8> = c
+        .query_first(format!("SELECT b FROM {table} WHERE id = 1"))
+        .await
+        .unwrap()
+        .unwrap();
+    c.query_drop("COMMIT").await.unwrap();
+    back
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn set_statements_hold_on_every_backend() {
     let t = shared_topology();
@@ -234,19 +253,7 @@ async fn a_20_mib_longblob_round_trips_byte_identical() {
         .map(|i| (i * 7 + i / 251) as u8)
         .collect();
     // Binary protocol: the parameter travels in a >16 MiB multi-packet.
-    c.exec_drop(
-        format!("INSERT INTO {table} VALUES (1, ?)"),
-        (blob.clone(),),
-    )
-    .await
-    .unwrap();
-    c.query_drop("BEGIN").await.unwrap();
-    let back: Vec<u8> = c
-        .query_first(format!("SELECT b FROM {table} WHERE id = 1"))
-        .await
-        .unwrap()
-        .unwrap();
-    c.query_drop("COMMIT").await.unwrap();
+    let back = blob_round_trip(&mut c, &table, &blob).await;
     assert_eq!(back.len(), blob.len());
     assert!(back == blob, "blob differs");
     // And through the text protocol on a replica, once replicated.
@@ -439,19 +446,7 @@ async fn compressed_protocol_clients_work() {
     .unwrap();
     // Larger than one compressed frame, and compressible.
     let blob: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
-    c.exec_drop(
-        format!("INSERT INTO {table} VALUES (1, ?)"),
-        (blob.clone(),),
-    )
-    .await
-    .unwrap();
-    c.query_drop("BEGIN").await.unwrap();
-    let back: Vec<u8> = c
-        .query_first(format!("SELECT b FROM {table}"))
-        .await
-        .unwrap()
-        .unwrap();
-    c.query_drop("COMMIT").await.unwrap();
+    let back = blob_round_trip(&mut c, &table, &blob).await;
     assert!(back == blob, "blob differs after compression both ways");
     let mut ports = BTreeSet::new();
     for _ in 0..6 {

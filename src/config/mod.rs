@@ -99,10 +99,11 @@ const OPTIONS: &[OptSpec] = &[
     opt("down-after-milliseconds", int(0, DAY_MS), "3000", "A backend failing probes for this long is marked down (ms)"),
     opt("max-replica-lag", int(0, 86_400), "10", "Replicas lagging more than this many seconds get no reads; 0 = unbounded"),
     opt("auto-discover-replicas", Kind::Bool, "true", "Find replicas of the primary and add them automatically"),
-    opt("auto-failover", Kind::Bool, "false", "Promote a replica when the primary is down"),
+    opt("auto-failover", Kind::Bool, "false", "Reserved (not implemented): promote a replica when the primary is down"),
     opt("notification-script", Kind::Str, "(none)", "Program run on topology changes (failover, backend up/down); empty = none"),
     opt("consistency", Kind::Str, "eventual", "Read consistency: eventual|read-your-writes|global"),
     opt("causal-read-timeout-ms", int(0, HOUR_MS), "1000", "How long a read waits for a replica to catch up before going to the primary (ms)"),
+    opt("user-consistency", Kind::List, "(none)", "Per-user read consistency, user:mode (overrides consistency for that user)"),
     opt("metrics-address", Kind::Str, "(off)", "Prometheus metrics address (ip:port); empty = off"),
     opt("server-version", Kind::Str, "(none)", "Server version string shown to clients; empty = the primary's version"),
 ];
@@ -257,6 +258,8 @@ pub struct Config {
     pub auto_failover: bool,
     pub notification_script: Option<PathBuf>,
     pub consistency: Consistency,
+    /// `user-consistency`: per-user overrides of `consistency`.
+    pub user_consistency: Vec<(String, Consistency)>,
     pub causal_read_timeout_ms: u64,
     /// Prometheus listener `ip:port` (validated); `None` = off.
     pub metrics_address: Option<String>,
@@ -306,6 +309,7 @@ impl fmt::Debug for Config {
             .field("auto_failover", &self.auto_failover)
             .field("notification_script", &self.notification_script)
             .field("consistency", &self.consistency)
+            .field("user_consistency", &self.user_consistency)
             .field("causal_read_timeout_ms", &self.causal_read_timeout_ms)
             .field("metrics_address", &self.metrics_address)
             .field("server_version", &self.server_version)
@@ -377,6 +381,14 @@ impl Config {
             (
                 "causal-read-timeout-ms",
                 self.causal_read_timeout_ms.to_string(),
+            ),
+            (
+                "user-consistency",
+                self.user_consistency
+                    .iter()
+                    .map(|(u, m)| format!("{u}:{m}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
             ),
             ("metrics-address", opt(&self.metrics_address)),
             ("server-version", opt(&self.server_version)),
@@ -822,6 +834,25 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
             .map_err(|e: String| ConfigError::invalid("consistency", e))?,
     };
     let causal_read_timeout_ms = v.int("causal-read-timeout-ms", 1000)?;
+    let mut user_consistency = Vec::new();
+    for (i, entry) in v
+        .list("user-consistency")?
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let bad = |why: String| {
+            ConfigError::invalid(
+                "user-consistency",
+                format!("entry #{}: {entry:?} {why}", i + 1),
+            )
+        };
+        let (user, mode) = entry
+            .rsplit_once(':')
+            .ok_or_else(|| bad("is not user:mode".to_string()))?;
+        let mode: Consistency = mode.parse().map_err(bad)?;
+        user_consistency.push((user.to_string(), mode));
+    }
     let server_version = v.string("server-version")?.map(|s| s.trim().to_string());
 
     Ok(Config {
@@ -853,6 +884,7 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
         auto_failover,
         notification_script,
         consistency,
+        user_consistency,
         causal_read_timeout_ms,
         metrics_address,
         server_version,

@@ -976,3 +976,19 @@ fn save_runtime_keeps_permissions_and_follows_symlinks() {
         "db1"
     );
 }
+
+#[test]
+fn user_consistency_entries() {
+    let c = with("user-consistency = [\"reports:eventual\", \"billing:global\"]\n").unwrap();
+    assert_eq!(
+        c.user_consistency,
+        vec![
+            ("reports".to_string(), Consistency::Eventual),
+            ("billing".to_string(), Consistency::Global)
+        ]
+    );
+    let e = err("user-consistency = [\"billing:sometimes\"]\n");
+    assert!(e.starts_with("config: user-consistency: entry #1"), "{e}");
+    let e = err("user-consistency = [\"billing\"]\n");
+    assert!(e.contains("is not user:mode"), "{e}");
+}

@@ -155,7 +155,13 @@ pub struct SessionSetup {
 
 impl Session {
     pub fn new(s: SessionSetup) -> Self {
-        let consistency = s.ctx.config.load().consistency;
+        let consistency = {
+            let cfg = s.ctx.config.load();
+            cfg.user_consistency
+                .iter()
+                .find(|(u, _)| *u == s.user)
+                .map_or(cfg.consistency, |(_, m)| *m)
+        };
         let ticket = s.info.id.wrapping_mul(2_654_435_761);
         Self {
             ctx: s.ctx,
@@ -642,16 +648,21 @@ impl Session {
         let conn = pool
             .acquire(&self.password, self.state.schema.as_deref())
             .await?;
-        self.info.backend.store(backend.id, Ordering::Relaxed);
-        self.info
-            .backend_thread
-            .store(conn.thread_id, Ordering::Relaxed);
-        self.held = Some(Held {
+        self.hold(Held {
             backend,
             pool,
             conn,
         });
         Ok(())
+    }
+
+    /// Makes `held` the session's connection, visible to KILL and the admin.
+    fn hold(&mut self, held: Held) {
+        self.info.backend.store(held.backend.id, Ordering::Relaxed);
+        self.info
+            .backend_thread
+            .store(held.conn.thread_id, Ordering::Relaxed);
+        self.held = Some(held);
     }
 
     /// Brings the held connection to the session's schema and variables.
@@ -669,21 +680,17 @@ impl Session {
                 pool,
                 conn,
             } = h;
-            let conn = match pool.reconnect(conn, &self.password).await {
-                Ok(c) => c,
+            match pool.reconnect(conn, &self.password).await {
+                Ok(conn) => self.hold(Held {
+                    backend,
+                    pool,
+                    conn,
+                }),
                 Err(e) => {
                     self.info.backend.store(0, Ordering::Relaxed);
                     return Err(e);
                 }
-            };
-            self.info
-                .backend_thread
-                .store(conn.thread_id, Ordering::Relaxed);
-            self.held = Some(Held {
-                backend,
-                pool,
-                conn,
-            });
+            }
         }
         let Some(h) = self.held.as_mut() else {
             return Ok(());
