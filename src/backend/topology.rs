@@ -105,25 +105,21 @@ impl BackendRuntime {
         if let Some(p) = self.pools.load().iter().find(|p| &p.key == key) {
             return p.clone();
         }
-        let mut created = None;
+        let created = Arc::new(Pool::new(key.clone(), self.addr.clone(), self.pool_cfg));
+        // The pool a racing creator published wins; `rcu` may run this twice.
+        let mut chosen = created.clone();
         self.pools.rcu(|pools| {
             let mut next = Vec::clone(pools);
-            if !next.iter().any(|p| &p.key == key) {
-                let p = created
-                    .get_or_insert_with(|| {
-                        Arc::new(Pool::new(key.clone(), self.addr.clone(), self.pool_cfg))
-                    })
-                    .clone();
-                next.push(p);
+            match next.iter().find(|p| &p.key == key) {
+                Some(existing) => chosen = existing.clone(),
+                None => {
+                    chosen = created.clone();
+                    next.push(created.clone());
+                }
             }
             next
         });
-        self.pools
-            .load()
-            .iter()
-            .find(|p| &p.key == key)
-            .cloned()
-            .expect("pool was just inserted")
+        chosen
     }
 
     pub fn pools(&self) -> Arc<Vec<Arc<Pool>>> {
