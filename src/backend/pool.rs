@@ -248,6 +248,13 @@ impl Pool {
         }
     }
 
+    /// Three quarters of the pool in use, or callers waiting: idle sessions
+    /// should be ready to hand their connections back.
+    pub fn under_pressure(&self) -> bool {
+        self.stats.waiting.load(Ordering::Relaxed) > 0
+            || self.stats.in_use.load(Ordering::Relaxed) * 4 >= self.cfg.max_size * 3
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
     }

@@ -276,9 +276,11 @@ impl Session {
             return Ok(None);
         }
         if let (Some(h), 0) = (self.held.as_ref(), self.pins) {
-            // Also give the connection back at once when another client is
-            // waiting for one from that pool.
+            // Under pressure, also give the connection back at once when
+            // another client starts waiting for one from that pool. (Only
+            // then: listening means a shared waiter list per statement.)
             let idle = self.ctx.settings.load().idle_release;
+            let pressed = h.pool.under_pressure();
             let wanted = h.pool.wanted.notified();
             tokio::select! {
                 r = tokio::time::timeout(idle, self.reader.fill_packet(&mut self.client)) => {
@@ -286,7 +288,7 @@ impl Session {
                         return Ok(r?);
                     }
                 }
-                _ = wanted => {}
+                _ = wanted, if pressed => {}
                 _ = self.info.kill_signal.notified() => return Ok(None),
             }
             self.release_held();
