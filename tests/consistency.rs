@@ -167,11 +167,18 @@ async fn global_reads_see_other_sessions_earlier_writes() {
     );
     let served = stats_row(&g, "global");
     assert!(served.iter().sum::<u64>() >= 100, "{served:?}");
-    // A hint asks for eventual consistency for one statement.
-    let _: Option<u32> = reader
+    // A hint asks for eventual consistency for one statement: that read is
+    // not a causal one; the next plain read is.
+    let before: u64 = stats_row(&g, "global").iter().sum();
+    let one: Option<u32> = reader
         .query_first("/* gantry:consistency=eventual */ SELECT 1")
         .await
         .unwrap();
+    assert_eq!(one, Some(1));
+    assert_eq!(stats_row(&g, "global").iter().sum::<u64>(), before);
+    let two: Option<u32> = reader.query_first("SELECT 2").await.unwrap();
+    assert_eq!(two, Some(2));
+    assert_eq!(stats_row(&g, "global").iter().sum::<u64>(), before + 1);
     writer
         .query_drop(format!("DROP TABLE {table}"))
         .await
