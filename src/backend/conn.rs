@@ -131,6 +131,21 @@ impl BackendConn {
         Ok(())
     }
 
+    /// Sends a COM_STMT_PREPARE and collects its answer into `out`; a
+    /// statement the server accepted is remembered here under `key`.
+    pub async fn prepare(
+        &mut self,
+        request: &[u8],
+        key: u64,
+        out: &mut BytesMut,
+    ) -> io::Result<ResponseScanner> {
+        let sc = self.exchange(request, Expect::Prepare, out).await?;
+        if let Some(info) = sc.prepared.filter(|_| !sc.error) {
+            self.remember_prepared(key, info.statement_id).await?;
+        }
+        Ok(sc)
+    }
+
     /// COM_STMT_CLOSE (no response) and forgets the statement.
     pub async fn close_statement(&mut self, id: u32) -> io::Result<()> {
         self.prepared.retain(|(_, i)| *i != id);

@@ -216,19 +216,6 @@ impl Session {
             .map(|rt| ((*rt).clone(), true))
     }
 
-    /// Makes `held` a connection to `backend`.
-    async fn use_backend(&mut self, backend: Arc<BackendRuntime>) -> Result<(), MyError> {
-        if self
-            .held
-            .as_ref()
-            .is_some_and(|h| h.backend.id == backend.id)
-        {
-            return Ok(());
-        }
-        self.release_held();
-        self.acquire(backend).await
-    }
-
     /// After a write committed on the held connection: learn its GTID.
     pub(super) async fn learn_write_position(&mut self) {
         let flavor = self.flavor();

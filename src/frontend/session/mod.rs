@@ -618,21 +618,13 @@ impl Session {
         if target != Target::Replica && entry.read_only {
             return Err(MyError::primary_read_only(entry.addr()));
         }
-        if self
-            .held
-            .as_ref()
-            .is_some_and(|h| h.backend.id == entry.runtime.id)
-        {
-            return Ok(());
-        }
         if self.pins != 0 && self.held.is_some() {
             return Ok(());
         }
         let backend = entry.runtime.clone();
         let fallback = topo.primary().map(|p| p.runtime.clone());
         drop(topo);
-        self.release_held();
-        match self.acquire(backend.clone()).await {
+        match self.use_backend(backend.clone()).await {
             Ok(()) => Ok(()),
             Err(e) => match fallback {
                 // A replica that cannot be reached: the read goes to the primary.
@@ -643,6 +635,19 @@ impl Session {
                 _ => Err(e),
             },
         }
+    }
+
+    /// Makes `held` a connection to `backend` (the one held, if it is).
+    async fn use_backend(&mut self, backend: Arc<BackendRuntime>) -> Result<(), MyError> {
+        if self
+            .held
+            .as_ref()
+            .is_some_and(|h| h.backend.id == backend.id)
+        {
+            return Ok(());
+        }
+        self.release_held();
+        self.acquire(backend).await
     }
 
     async fn acquire(&mut self, backend: Arc<BackendRuntime>) -> Result<(), MyError> {

@@ -47,7 +47,7 @@ impl Session {
         let held = self.held.as_mut().expect("prepare_conn sets held");
         let backend = held.backend.clone();
         let mut out = std::mem::take(&mut self.scratch);
-        let result = held.conn.exchange(request, Expect::Prepare, &mut out).await;
+        let result = held.conn.prepare(request, key, &mut out).await;
         let sc = match result {
             Ok(sc) => sc,
             Err(e) => {
@@ -56,7 +56,6 @@ impl Session {
             }
         };
         if let Some(info) = sc.prepared.filter(|_| !sc.error) {
-            let remembered = held.conn.remember_prepared(key, info.statement_id).await;
             let id = self.stmts.insert(ClientStatement {
                 key,
                 sql,
@@ -67,10 +66,6 @@ impl Session {
                 cursor: None,
             });
             set_statement_id(&mut out, id);
-            if let Err(e) = remembered {
-                self.scratch = out;
-                return self.backend_failed(&backend, &e, true, 1).await.map(|_| ());
-            }
         }
         let written = self.client.write_all(&out).await;
         self.scratch = out;
@@ -164,21 +159,11 @@ impl Session {
         let mut request = bytes::BytesMut::new();
         put_packet(&mut request, 0, &payload);
         let mut out = std::mem::take(&mut self.scratch);
-        let result = held
-            .conn
-            .exchange(&request, Expect::Prepare, &mut out)
-            .await;
+        let result = held.conn.prepare(&request, stmt.key, &mut out).await;
         let backend = held.backend.clone();
         let outcome = match result {
             Ok(sc) => match sc.prepared.filter(|_| !sc.error) {
-                Some(info) => match held
-                    .conn
-                    .remember_prepared(stmt.key, info.statement_id)
-                    .await
-                {
-                    Ok(()) => Ok(info.statement_id),
-                    Err(e) => Err(Err(e)),
-                },
+                Some(info) => Ok(info.statement_id),
                 None => Err(Ok(crate::backend::conn::last_error(&out))),
             },
             Err(e) => Err(Err(e)),
