@@ -49,19 +49,7 @@ async fn insert_then_read(
 }
 
 fn stats_row(g: &Gantry, mode: &str) -> Vec<u64> {
-    let out = std::process::Command::new("mariadb")
-        .args([
-            "-h127.0.0.1",
-            &format!("-P{}", g.admin_port),
-            "-uadmin",
-            "-padmin_pw",
-            "-N",
-            "-B",
-            "-e",
-            "SELECT * FROM stats",
-        ])
-        .output()
-        .expect("mariadb client");
+    let out = g.admin_mariadb(&["-N", "-B", "-e", "SELECT * FROM stats"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let line = text
         .lines()

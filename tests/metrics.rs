@@ -27,18 +27,7 @@ fn metrics_count_queries_and_show_backend_state() {
     let t = shared_topology();
     let port = common::free_port();
     let g = Gantry::start(t, &["--metrics-address", &format!("127.0.0.1:{port}")]);
-    let out = std::process::Command::new("mariadb")
-        .args([
-            "-h127.0.0.1",
-            &format!("-P{}", g.port),
-            "-uapp",
-            "-papp_pw",
-            "test",
-            "-e",
-            "SELECT 1; SELECT 2; SELECT 3",
-        ])
-        .output()
-        .expect("mariadb client");
+    let out = g.mariadb(&["test", "-e", "SELECT 1; SELECT 2; SELECT 3"]);
     assert!(out.status.success());
     let text = scrape(port, "/metrics");
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");

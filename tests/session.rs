@@ -403,21 +403,7 @@ fn load_data_local_infile_loads_rows() {
          DROP TABLE {table};",
         file.display()
     );
-    let out = std::process::Command::new("mariadb")
-        .args([
-            "-h127.0.0.1",
-            &format!("-P{}", g.port),
-            "-uapp",
-            "-papp_pw",
-            "--local-infile=1",
-            "-N",
-            "-B",
-            "test",
-            "-e",
-            &sql,
-        ])
-        .output()
-        .expect("mariadb client");
+    let out = g.mariadb(&["--local-infile=1", "-N", "-B", "test", "-e", &sql]);
     let _ = std::fs::remove_file(&file);
     assert!(
         out.status.success(),
@@ -460,21 +446,14 @@ async fn compressed_protocol_clients_work() {
     );
     c.query_drop(format!("DROP TABLE {table}")).await.unwrap();
     // The CLI's --compress too.
-    let out = std::process::Command::new("mariadb")
-        .args([
-            "-C",
-            "-h127.0.0.1",
-            &format!("-P{}", g.port),
-            "-uapp",
-            "-papp_pw",
-            "-N",
-            "-B",
-            "test",
-            "-e",
-            "SELECT LENGTH(REPEAT('ab', 100000)), 1+1",
-        ])
-        .output()
-        .expect("mariadb client");
+    let out = g.mariadb(&[
+        "-C",
+        "-N",
+        "-B",
+        "test",
+        "-e",
+        "SELECT LENGTH(REPEAT('ab', 100000)), 1+1",
+    ]);
     assert!(
         out.status.success(),
         "{}",

@@ -234,6 +234,30 @@ impl Gantry {
         mysql_url(user, pw, self.port, db)
     }
 
+    /// Runs the `mariadb` CLI as app/app_pw through the proxy, then `args`.
+    pub fn mariadb(&self, args: &[&str]) -> std::process::Output {
+        self.cli(self.port, "app", "app_pw", args)
+    }
+
+    /// Runs the `mariadb` CLI on the admin port as admin/admin_pw.
+    pub fn admin_mariadb(&self, args: &[&str]) -> std::process::Output {
+        self.cli(self.admin_port, "admin", "admin_pw", args)
+    }
+
+    fn cli(&self, port: u16, user: &str, pw: &str, args: &[&str]) -> std::process::Output {
+        Command::new("mariadb")
+            .args([
+                "-h127.0.0.1",
+                &format!("-P{port}"),
+                &format!("-u{user}"),
+                &format!("-p{pw}"),
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("the mariadb client is installed (scripts/install-deps.sh)")
+    }
+
     /// URL of the admin interface with the admin credentials it was started
     /// with (`admin`/`admin_pw` unless overridden).
     pub fn admin_url(&self) -> String {
