@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::frontend::state::Var;
 use crate::protocol::auth::{self, BackendGreeting};
 use crate::protocol::packet::{header, lenenc_int, put_packet, PacketReader};
 use crate::protocol::reply::{parse_err, MyError};
 use crate::protocol::{cmd, Expect, ResponseScanner, ScanState};
 
-/// Prepared statements kept per backend connection.
-pub const PREPARED_CACHE: usize = 256;
+/// Prepared statements kept per backend connection: well below any sane
+/// `max_prepared_stmt_count` (a global limit, default 16382).
+pub const PREPARED_CACHE: usize = 64;
 
 /// How to log in to a backend on behalf of a client.
 #[derive(Clone)]
@@ -37,7 +39,7 @@ pub struct BackendConn {
     pub thread_id: u32,
     /// Session state applied on this connection.
     pub schema: Option<String>,
-    pub vars: Vec<(String, String)>,
+    pub vars: Vec<(Var, String)>,
     pub vars_hash: u64,
     /// LAST_INSERT_ID() on this connection, as seen in OK packets.
     pub last_insert_id: u64,
@@ -48,6 +50,13 @@ pub struct BackendConn {
     /// to vanished without one, and the server should see that too.
     pub abort_on_drop: bool,
     pub last_used: Instant,
+    /// The session token (see `Session`) whose state this connection
+    /// carries; 0 for a fresh connection that served nobody yet.
+    pub owner: u64,
+    /// MySQL rather than MariaDB (the session-tracking setup differs).
+    pub mysql: bool,
+    /// The login character set, `SET NAMES` form, restored after a reset.
+    pub(super) names: String,
 }
 
 /// COM_QUIT, sequence 0.
@@ -98,7 +107,7 @@ impl BackendConn {
         put_packet(&mut out, 1, &login);
         stream.write_all(&out).await.map_err(unreachable)?;
         authenticate(&mut stream, &mut reader, &greeting, p).await?;
-        Ok(Self {
+        let mut conn = Self {
             stream,
             reader,
             capabilities: caps,
@@ -110,7 +119,72 @@ impl BackendConn {
             prepared: Vec::new(),
             abort_on_drop: false,
             last_used: Instant::now(),
-        })
+            owner: 0,
+            mysql: !greeting.version.contains("MariaDB"),
+            names: String::new(),
+        };
+        conn.start_tracking(p.addr).await?;
+        Ok(conn)
+    }
+
+    /// Asks the server to report every session-state change in its OK
+    /// packets (the authority for the session's state), and remembers the
+    /// login character set so a reset can restore it.
+    async fn start_tracking(&mut self, addr: &str) -> Result<(), MyError> {
+        let lost = |e: io::Error| MyError::backend_unreachable(addr, &e.to_string());
+        let names = self
+            .query_value("SELECT CONCAT(@@character_set_client, ' ', @@collation_connection)")
+            .await
+            .map_err(lost)??
+            .unwrap_or_default();
+        if let Some((cs, coll)) = names.split_once(' ') {
+            self.names = format!("NAMES '{cs}' COLLATE '{coll}', ");
+        }
+        let setup = self.tracking_setup();
+        self.run(cmd::QUERY, setup.as_bytes()).await.map_err(lost)?
+    }
+
+    /// The statement that turns session tracking on (after a reset, also
+    /// the login character set).
+    fn tracking_setup(&self) -> String {
+        let gtids = if self.mysql {
+            ", SESSION session_track_gtids = OWN_GTID"
+        } else {
+            ""
+        };
+        format!(
+            "SET {}SESSION session_track_schema = ON, SESSION session_track_state_change = ON, \
+             SESSION session_track_system_variables = '*'{gtids}",
+            self.names
+        )
+    }
+
+    /// Brings the connection back to a new session's defaults — the
+    /// servers' current global values, no user variables, temporary tables,
+    /// locks or statements — with COM_RESET_CONNECTION, and tracking back
+    /// on, in one round trip. `Ok(Err)`: the server refused.
+    pub async fn reset_for(&mut self, owner: u64) -> io::Result<Result<(), MyError>> {
+        let setup = self.tracking_setup();
+        let mut request = BytesMut::with_capacity(setup.len() + 16);
+        put_packet(&mut request, 0, &[cmd::RESET_CONNECTION]);
+        let mut query = Vec::with_capacity(setup.len() + 1);
+        query.push(cmd::QUERY);
+        query.extend_from_slice(setup.as_bytes());
+        put_packet(&mut request, 0, &query);
+        self.stream.write_all(&request).await?;
+        let mut out = BytesMut::new();
+        let reset = self.read_response(Expect::Single, &mut out).await?;
+        let reset_err = reset.error.then(|| last_error(&out));
+        let setup = self.read_response(Expect::Query, &mut out).await?;
+        if let Some(e) = reset_err {
+            return Ok(Err(e));
+        }
+        if setup.error {
+            return Ok(Err(last_error(&out)));
+        }
+        self.forget_session_state();
+        self.owner = owner;
+        Ok(Ok(()))
     }
 
     pub fn prepared_id(&self, key: u64) -> Option<u32> {
@@ -157,6 +231,23 @@ impl BackendConn {
         self.stream.write_all(&out).await
     }
 
+    /// Before the connection goes back to its pool: closes the prepared
+    /// statements `keep` does not want (without waiting: COM_STMT_CLOSE has
+    /// no answer). False if they could not all be sent.
+    pub fn close_unused(&mut self, keep: impl Fn(u64) -> bool) -> bool {
+        let mut all_sent = true;
+        self.prepared.retain(|&(key, id)| {
+            if keep(key) {
+                return true;
+            }
+            let mut packet = [5, 0, 0, 0, cmd::STMT_CLOSE, 0, 0, 0, 0];
+            packet[5..].copy_from_slice(&id.to_le_bytes());
+            all_sent &= matches!(self.stream.try_write(&packet), Ok(9));
+            false
+        });
+        all_sent
+    }
+
     /// The server dropped its session state (COM_RESET_CONNECTION).
     pub fn forget_session_state(&mut self) {
         self.vars.clear();
@@ -183,9 +274,25 @@ impl BackendConn {
         expect: Expect,
         out: &mut BytesMut,
     ) -> io::Result<ResponseScanner> {
-        out.clear();
         self.stream.write_all(request).await?;
+        self.read_response(expect, out).await
+    }
+
+    /// A scanner for a response on this connection.
+    pub fn scanner(&self, expect: Expect) -> ResponseScanner {
         let mut sc = ResponseScanner::new(expect, self.deprecate_eof());
+        sc.session_track = self.capabilities & auth::CLIENT_SESSION_TRACK != 0;
+        sc
+    }
+
+    /// Collects one whole response into `out`.
+    async fn read_response(
+        &mut self,
+        expect: Expect,
+        out: &mut BytesMut,
+    ) -> io::Result<ResponseScanner> {
+        out.clear();
+        let mut sc = self.scanner(expect);
         loop {
             let (n, st) = sc
                 .scan(&self.reader.buf)

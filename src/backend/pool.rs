@@ -111,6 +111,28 @@ impl Pool {
         }
     }
 
+    /// A new connection in a slot freed by a discarded one (the caller
+    /// discarded a connection it had acquired and needs another now).
+    pub async fn acquire_new(
+        &self,
+        password: &str,
+        database: Option<&str>,
+    ) -> Result<BackendConn, MyError> {
+        self.reserve_slot().await?;
+        match BackendConn::connect(&self.params(password, database)).await {
+            Ok(conn) => {
+                self.stats.open.fetch_add(1, Ordering::Relaxed);
+                self.stats.created.fetch_add(1, Ordering::Relaxed);
+                Ok(conn)
+            }
+            Err(e) => {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                self.free_slot();
+                Err(e)
+            }
+        }
+    }
+
     async fn reserve_slot(&self) -> Result<(), MyError> {
         let deadline = Instant::now() + self.cfg.acquire_timeout;
         loop {
@@ -285,6 +307,9 @@ mod tests {
             prepared: Vec::new(),
             abort_on_drop: true,
             last_used: Instant::now() - age,
+            owner: 0,
+            mysql: false,
+            names: String::new(),
         }
     }
 

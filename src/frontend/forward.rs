@@ -3,14 +3,15 @@
 //! every complete-enough byte to the client; nothing is decoded but the
 //! packet headers and terminators (see `ResponseScanner`).
 
-use bytes::Buf;
+use bytes::{Buf, BytesMut};
 use std::io;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::client_stream::ClientStream;
 use crate::backend::BackendConn;
-use crate::protocol::packet::{header, PacketReader};
-use crate::protocol::{Expect, ResponseScanner, ScanState};
+use crate::protocol::packet::{header, put_packet, PacketReader};
+use crate::protocol::track;
+use crate::protocol::{ResponseScanner, ScanState};
 
 #[derive(Debug)]
 pub enum ForwardError {
@@ -38,15 +39,15 @@ pub fn last_seq(request: &[u8]) -> u8 {
 }
 
 /// Sends `request` (complete packets, headers included) and relays the
-/// response. Returns the scanner, which knows the final status flags.
+/// response, scanned by `sc` (made by `BackendConn::scanner`), which then
+/// knows the final status flags and the session-tracking data.
 pub async fn forward(
     client: &mut ClientStream,
     client_reader: &mut PacketReader,
     conn: &mut BackendConn,
     request: &[u8],
-    expect: Expect,
-) -> Result<ResponseScanner, ForwardError> {
-    let mut sc = ResponseScanner::new(expect, conn.deprecate_eof());
+    sc: &mut ResponseScanner,
+) -> Result<(), ForwardError> {
     sc.last_seq = last_seq(request);
     let backend_err = |sc: &ResponseScanner, error: io::Error| ForwardError::Backend {
         error,
@@ -54,18 +55,39 @@ pub async fn forward(
         next_seq: sc.last_seq.wrapping_add(1),
     };
     if let Err(e) = conn.stream.write_all(request).await {
-        return Err(backend_err(&sc, e));
+        return Err(backend_err(sc, e));
     }
     loop {
         let (n, state) = match sc.scan(&conn.reader.buf) {
             Ok(r) => r,
             Err(e) => {
                 return Err(backend_err(
-                    &sc,
+                    sc,
                     io::Error::new(io::ErrorKind::InvalidData, e),
                 ))
             }
         };
+        if let Some(start) = sc.take_rewrite() {
+            // An OK packet whose state information the client did not ask
+            // for: the bytes before it, then the packet without it.
+            let packet = &conn.reader.buf[start..n];
+            let mut out = BytesMut::with_capacity(packet.len());
+            out.extend_from_slice(&conn.reader.buf[..start]);
+            let (_, seq) = header(packet);
+            let payload = &packet[4..];
+            let mut stripped = BytesMut::with_capacity(payload.len());
+            match track::ok_layout(payload) {
+                Some(layout) => track::strip_state(payload, &layout, &mut stripped),
+                None => stripped.extend_from_slice(payload),
+            }
+            put_packet(&mut out, seq, &stripped);
+            client.write_all(&out).await.map_err(ForwardError::Client)?;
+            conn.reader.buf.advance(n);
+            if state == ScanState::Done {
+                return Ok(());
+            }
+            continue;
+        }
         if n > 0 {
             client
                 .write_all(&conn.reader.buf[..n])
@@ -74,7 +96,7 @@ pub async fn forward(
             conn.reader.buf.advance(n);
         }
         match state {
-            ScanState::Done => return Ok(sc),
+            ScanState::Done => return Ok(()),
             ScanState::LocalInfile => {
                 let seq = relay_local_infile(client, client_reader, conn).await?;
                 sc.resume_after_local_infile(seq);
@@ -84,9 +106,9 @@ pub async fn forward(
                     conn.reader.buf.reserve(64 * 1024);
                 }
                 match conn.stream.read_buf(&mut conn.reader.buf).await {
-                    Ok(0) => return Err(backend_err(&sc, io::ErrorKind::UnexpectedEof.into())),
+                    Ok(0) => return Err(backend_err(sc, io::ErrorKind::UnexpectedEof.into())),
                     Ok(_) => {}
-                    Err(e) => return Err(backend_err(&sc, e)),
+                    Err(e) => return Err(backend_err(sc, e)),
                 }
             }
         }

@@ -19,8 +19,13 @@ pub mod pin {
     pub const FOUND_ROWS: u32 = 1 << 7;
     pub const CURSOR: u32 = 1 << 8;
     pub const SESSION_OPTION: u32 = 1 << 9;
+    pub const SERVER_STATE: u32 = 1 << 10;
+    pub const HANDLER: u32 = 1 << 11;
+    pub const BACKUP_STAGE: u32 = 1 << 12;
+    pub const XA: u32 = 1 << 13;
+    pub const SYSTEM_VARIABLE: u32 = 1 << 14;
 
-    const NAMES: [(u32, &str); 10] = [
+    const NAMES: [(u32, &str); 15] = [
         (TRANSACTION, "transaction"),
         (AUTOCOMMIT_OFF, "autocommit=0"),
         (TEMP_TABLE, "temporary table"),
@@ -31,6 +36,11 @@ pub mod pin {
         (FOUND_ROWS, "SQL_CALC_FOUND_ROWS"),
         (CURSOR, "open cursor"),
         (SESSION_OPTION, "COM_SET_OPTION"),
+        (SERVER_STATE, "session state reported by the server"),
+        (HANDLER, "HANDLER"),
+        (BACKUP_STAGE, "BACKUP STAGE"),
+        (XA, "XA transaction"),
+        (SYSTEM_VARIABLE, "variable that cannot be replayed"),
     ];
 
     pub fn describe(bits: u32) -> String {

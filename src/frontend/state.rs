@@ -1,101 +1,103 @@
 //! Per-client session state that can be replayed on any backend connection:
-//! current schema and SET variables (session, user and character set). The
-//! replay sends only what differs from what the connection already has.
+//! the current schema, system variables with the values the server reported
+//! through session tracking, and user variables assigned literal values.
+//! Connections start each client session from a reset, so replay only ever
+//! adds what the session has and the connection does not.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
 use crate::router::{SetAssignment, SetScope};
 
+/// A session variable Gantry replays.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Var {
+    /// A system variable by its lower-case name; the value is the server's
+    /// own text for it (from the session tracker).
+    System(String),
+    /// A user variable `@name`; the value is the SQL literal that set it.
+    User(String),
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionState {
     pub schema: Option<String>,
-    /// (key, value) in the order they must be applied. Keys: `NAMES`,
-    /// `CHARACTER SET`, `@name` (user variable), `@@session.name`.
-    pub vars: Vec<(String, String)>,
+    /// In the order they were first set.
+    pub vars: Vec<(Var, String)>,
     /// Hash of `vars`, compared against a connection's to skip replay.
     pub vars_hash: u64,
 }
 
-/// Variables that `SET NAMES` / `SET CHARACTER SET` overwrite.
-const CHARSET_VARS: [&str; 4] = [
-    "@@session.character_set_client",
-    "@@session.character_set_connection",
-    "@@session.character_set_results",
-    "@@session.collation_connection",
+/// What a reported system variable means for replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemVar {
+    /// Replayed on every connection the session uses.
+    Replay,
+    /// Followed elsewhere (autocommit: status flags; last_gtid: causal
+    /// reads) or meaningless to replay.
+    Ignore,
+    /// Cannot be replayed exactly: the session must stay on its connection.
+    Pin,
+}
+
+/// Variables whose value cannot be brought to another connection: writing
+/// the reported value back would not restore the same behaviour (seeds,
+/// one-shot ids, a frozen clock), or would blind Gantry's own tracking.
+const NOT_REPLAYABLE: [&str; 14] = [
+    "rand_seed1",
+    "rand_seed2",
+    "insert_id",
+    "last_insert_id",
+    "identity",
+    "timestamp",
+    "pseudo_thread_id",
+    "pseudo_slave_mode",
+    "gtid_seq_no",
+    "session_track_schema",
+    "session_track_state_change",
+    "session_track_system_variables",
+    "session_track_gtids",
+    "session_track_transaction_info",
 ];
 
-/// Variables Gantry must not replay: autocommit is followed through the
-/// server's status flags, and binding a session to one connection while it
-/// is off; replaying it on a replica would open transactions there.
-const NOT_REPLAYED: [&str; 1] = ["autocommit"];
+pub fn classify_system_var(name: &str) -> SystemVar {
+    match name {
+        "autocommit" | "last_gtid" | "in_transaction" => SystemVar::Ignore,
+        n if NOT_REPLAYABLE.contains(&n) => SystemVar::Pin,
+        _ => SystemVar::Replay,
+    }
+}
 
-/// Outcome of recording a SET statement.
+/// Outcome of recording a SET statement's user variables.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct SetEffect {
-    /// The statement assigned something Gantry cannot replay faithfully
-    /// (an expression, not a literal): the session must stay on its
-    /// connection.
+    /// A user variable got a value Gantry cannot replay faithfully (an
+    /// expression or a placeholder, not a literal).
     pub needs_pin: bool,
 }
 
 impl SessionState {
-    /// Records assignments that succeeded on the server.
-    pub fn record_set(&mut self, assignments: &[SetAssignment]) -> SetEffect {
+    /// A system variable's new value, as the server reported it.
+    pub fn set_system(&mut self, name: &str, value: &str) {
+        self.put(Var::System(name.to_ascii_lowercase()), value.to_string());
+        self.rehash();
+    }
+
+    /// Records the user variables of a SET statement the server accepted
+    /// (system variables come from the session tracker instead).
+    pub fn record_user_vars(&mut self, assignments: &[SetAssignment]) -> SetEffect {
         let mut effect = SetEffect::default();
-        for a in assignments {
-            let (key, value) = match a.scope {
-                SetScope::Global => continue,
-                // `SET TRANSACTION` (no SESSION) applies to the next
-                // transaction only, which runs on the connection it ran on.
-                SetScope::Transaction if a.name != "session transaction" => continue,
-                SetScope::Transaction => {
-                    for part in a.value.split(',') {
-                        let part = part.trim();
-                        let key = if part.to_ascii_uppercase().starts_with("ISOLATION") {
-                            "SESSION TRANSACTION ISOLATION"
-                        } else {
-                            "SESSION TRANSACTION ACCESS"
-                        };
-                        self.put(key.to_string(), part.to_string());
-                    }
-                    continue;
-                }
-                SetScope::Names => {
-                    self.vars
-                        .retain(|(k, _)| !CHARSET_VARS.contains(&k.as_str()));
-                    ("NAMES".to_string(), a.value.clone())
-                }
-                SetScope::CharacterSet => {
-                    self.vars
-                        .retain(|(k, _)| !CHARSET_VARS.contains(&k.as_str()));
-                    ("CHARACTER SET".to_string(), a.value.clone())
-                }
-                SetScope::User => (format!("@{}", quote_user_var(&a.name)), a.value.clone()),
-                SetScope::Session => {
-                    if NOT_REPLAYED.contains(&a.name.as_str()) {
-                        continue;
-                    }
-                    (format!("@@session.{}", a.name), a.value.clone())
-                }
-            };
-            if !a.value_is_literal && !matches!(a.scope, SetScope::Names | SetScope::CharacterSet) {
+        for a in assignments.iter().filter(|a| a.scope == SetScope::User) {
+            if !a.value_is_literal {
                 effect.needs_pin = true;
             }
-            if key == "NAMES" || key == "CHARACTER SET" {
-                // Later charset statements override earlier ones in order.
-                self.vars
-                    .retain(|(k, _)| k != "NAMES" && k != "CHARACTER SET");
-                self.vars.push((key, value));
-            } else {
-                self.put(key, value);
-            }
+            self.put(Var::User(quote_user_var(&a.name)), a.value.clone());
         }
         self.rehash();
         effect
     }
 
-    fn put(&mut self, key: String, value: String) {
+    fn put(&mut self, key: Var, value: String) {
         if let Some(slot) = self.vars.iter_mut().find(|(k, _)| *k == key) {
             slot.1 = value;
         } else {
@@ -119,61 +121,51 @@ impl SessionState {
         };
     }
 
-    /// The statements that bring a connection with `applied` variables to
-    /// this state (usually one SET; empty if nothing differs). Session
-    /// transaction characteristics need statements of their own.
-    pub fn replay_sql(&self, applied: &[(String, String)]) -> Vec<String> {
-        let mut parts: Vec<String> = Vec::new();
-        let mut separate = Vec::new();
-        for (k, _) in applied {
-            // Connections with transaction characteristics are never pooled
-            // (see `has_unresettable_state`), so only variables reset here.
-            if !is_transaction_key(k) && !self.vars.iter().any(|(mine, _)| mine == k) {
-                parts.push(reset_assignment(k));
-            }
-        }
-        for (k, v) in &self.vars {
-            if !applied.iter().any(|(ak, av)| ak == k && av == v) {
-                if is_transaction_key(k) {
-                    separate.push(format!("SET SESSION TRANSACTION {v}"));
-                } else {
-                    parts.push(assignment(k, v));
-                }
-            }
-        }
-        let mut out = Vec::new();
-        if !parts.is_empty() {
-            out.push(format!("SET {}", parts.join(", ")));
-        }
-        out.extend(separate);
-        out
+    /// Whether a connection that has `applied` can be brought to this state
+    /// by adding assignments (it has nothing this session does not).
+    pub fn extends(&self, applied: &[(Var, String)]) -> bool {
+        applied
+            .iter()
+            .all(|(k, _)| self.vars.iter().any(|(mine, _)| mine == k))
+    }
+
+    /// The one statement that brings a connection with `applied` (which this
+    /// state `extends`) to this state; `None` if nothing differs.
+    pub fn replay_sql(&self, applied: &[(Var, String)]) -> Option<String> {
+        let differs = |(k, v): &&(Var, String)| !applied.iter().any(|(ak, av)| ak == k && av == v);
+        // A character set resets its collation: collations go last.
+        let is_collation = |k: &Var| matches!(k, Var::System(n) if n.starts_with("collation_"));
+        let ordered = self
+            .vars
+            .iter()
+            .filter(|kv| !is_collation(&kv.0))
+            .chain(self.vars.iter().filter(|kv| is_collation(&kv.0)));
+        let parts: Vec<String> = ordered.filter(differs).map(|(k, v)| assignment(k, v)).collect();
+        (!parts.is_empty()).then(|| format!("SET {}", parts.join(", ")))
     }
 }
 
-fn is_transaction_key(key: &str) -> bool {
-    key.starts_with("SESSION TRANSACTION")
-}
-
-/// State a connection cannot be reset from cheaply: such a connection is
-/// closed at the end of its session instead of pooled.
-pub fn has_unresettable_state(vars: &[(String, String)]) -> bool {
-    vars.iter().any(|(k, _)| is_transaction_key(k))
-}
-
-fn assignment(key: &str, value: &str) -> String {
-    if key == "NAMES" || key == "CHARACTER SET" {
-        format!("{key} {value}")
-    } else {
-        format!("{key} = {value}")
+fn assignment(key: &Var, value: &str) -> String {
+    match key {
+        Var::User(name) => format!("@{name} = {value}"),
+        Var::System(name) => format!("@@session.{name} = {}", system_literal(name, value)),
     }
 }
 
-fn reset_assignment(key: &str) -> String {
-    if key.starts_with("@@") || key == "NAMES" || key == "CHARACTER SET" {
-        assignment(key, "DEFAULT")
-    } else {
-        assignment(key, "NULL")
+/// The server's text for a system variable as a SQL literal: numbers as
+/// they are, strings quoted; an empty character_set_results is NULL.
+fn system_literal(name: &str, value: &str) -> String {
+    let numeric = !value.is_empty()
+        && value.strip_prefix('-').unwrap_or(value).bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && value.bytes().filter(|b| *b == b'.').count() <= 1
+        && !value.ends_with('.');
+    if numeric {
+        return value.to_string();
     }
+    if value.is_empty() && name == "character_set_results" {
+        return "NULL".to_string();
+    }
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// User variable names with characters outside [A-Za-z0-9_$.] need quotes.
@@ -192,9 +184,9 @@ fn quote_user_var(name: &str) -> String {
 mod tests {
     use super::*;
 
-    fn set(scope: SetScope, name: &str, value: &str, literal: bool) -> SetAssignment {
+    fn user(name: &str, value: &str, literal: bool) -> SetAssignment {
         SetAssignment {
-            scope,
+            scope: SetScope::User,
             name: name.into(),
             value: value.into(),
             value_is_literal: literal,
@@ -204,103 +196,69 @@ mod tests {
     #[test]
     fn replay_sends_only_differences() {
         let mut s = SessionState::default();
-        s.record_set(&[
-            set(SetScope::Session, "time_zone", "'+00:00'", true),
-            set(SetScope::User, "a", "42", true),
-        ]);
+        s.set_system("time_zone", "+00:00");
+        s.record_user_vars(&[user("a", "42", true)]);
         assert_eq!(
-            s.replay_sql(&[]),
-            ["SET @@session.time_zone = '+00:00', @a = 42"]
+            s.replay_sql(&[]).as_deref(),
+            Some("SET @@session.time_zone = '+00:00', @a = 42")
         );
-        assert!(s.replay_sql(&s.vars.clone()).is_empty());
-        let stale = vec![
-            ("@@session.time_zone".to_string(), "'+01:00'".to_string()),
-            ("@@session.sql_mode".to_string(), "'ANSI'".to_string()),
-            ("@b".to_string(), "1".to_string()),
-        ];
-        assert_eq!(s.replay_sql(&stale), ["SET @@session.sql_mode = DEFAULT, @b = NULL, @@session.time_zone = '+00:00', @a = 42"]);
+        assert_eq!(s.replay_sql(&s.vars.clone()), None);
+        let older = vec![(Var::System("time_zone".into()), "+01:00".into())];
+        assert!(s.extends(&older));
+        assert_eq!(
+            s.replay_sql(&older).as_deref(),
+            Some("SET @@session.time_zone = '+00:00', @a = 42")
+        );
+        let foreign = vec![(Var::User("b".into()), "1".into())];
+        assert!(!s.extends(&foreign));
     }
 
     #[test]
-    fn names_overrides_charset_vars_and_keeps_order() {
+    fn values_become_literals_and_collations_go_last() {
         let mut s = SessionState::default();
-        s.record_set(&[set(
-            SetScope::Session,
-            "character_set_results",
-            "NULL",
-            true,
-        )]);
-        s.record_set(&[set(SetScope::Names, "names", "utf8mb4", true)]);
-        assert_eq!(s.vars, vec![("NAMES".to_string(), "utf8mb4".to_string())]);
-        s.record_set(&[set(
-            SetScope::Session,
-            "character_set_results",
-            "NULL",
-            true,
-        )]);
+        s.set_system("collation_connection", "latin1_german1_ci");
+        s.set_system("character_set_connection", "latin1");
+        s.set_system("max_statement_time", "2.500000");
+        s.set_system("sql_select_limit", "10");
+        s.set_system("character_set_results", "");
+        s.set_system("sql_mode", "ANSI_QUOTES,NO_BACKSLASH_ESCAPES");
+        s.set_system("init_connect", "it's \\x");
         assert_eq!(
-            s.replay_sql(&[]),
-            ["SET NAMES utf8mb4, @@session.character_set_results = NULL"]
+            s.replay_sql(&[]).as_deref(),
+            Some(
+                "SET @@session.character_set_connection = 'latin1', \
+                 @@session.max_statement_time = 2.500000, @@session.sql_select_limit = 10, \
+                 @@session.character_set_results = NULL, \
+                 @@session.sql_mode = 'ANSI_QUOTES,NO_BACKSLASH_ESCAPES', \
+                 @@session.init_connect = 'it''s \\\\x', \
+                 @@session.collation_connection = 'latin1_german1_ci'"
+            )
         );
     }
 
     #[test]
-    fn autocommit_and_global_are_not_replayed_and_expressions_pin() {
+    fn expressions_and_placeholders_pin() {
         let mut s = SessionState::default();
-        let e = s.record_set(&[
-            set(SetScope::Session, "autocommit", "0", true),
-            set(SetScope::Global, "max_connections", "10", true),
-        ]);
-        assert!(!e.needs_pin);
-        assert!(s.vars.is_empty());
-        assert_eq!(s.vars_hash, 0);
-        let e = s.record_set(&[set(SetScope::User, "t", "NOW()", false)]);
-        assert!(e.needs_pin);
+        assert!(s.record_user_vars(&[user("t", "NOW()", false)]).needs_pin);
+        assert!(!s.record_user_vars(&[user("n", "1", true)]).needs_pin);
         assert_ne!(s.vars_hash, 0);
+        s.clear_vars();
+        assert_eq!(s.vars_hash, 0);
+    }
+
+    #[test]
+    fn system_variables_by_kind() {
+        assert_eq!(classify_system_var("time_zone"), SystemVar::Replay);
+        assert_eq!(classify_system_var("autocommit"), SystemVar::Ignore);
+        assert_eq!(classify_system_var("last_gtid"), SystemVar::Ignore);
+        assert_eq!(classify_system_var("rand_seed1"), SystemVar::Pin);
+        assert_eq!(classify_system_var("session_track_schema"), SystemVar::Pin);
     }
 
     #[test]
     fn odd_user_variable_names_are_quoted() {
         let mut s = SessionState::default();
-        s.record_set(&[set(SetScope::User, "my var", "1", true)]);
-        assert_eq!(s.replay_sql(&[]), ["SET @`my var` = 1"]);
-    }
-
-    #[test]
-    fn session_transaction_characteristics_replay_separately() {
-        let mut s = SessionState::default();
-        s.record_set(&[set(
-            SetScope::Transaction,
-            "session transaction",
-            "READ ONLY, ISOLATION LEVEL SERIALIZABLE",
-            true,
-        )]);
-        s.record_set(&[set(
-            SetScope::Transaction,
-            "transaction",
-            "READ WRITE",
-            true,
-        )]);
-        s.record_set(&[set(SetScope::User, "a", "1", true)]);
-        assert_eq!(
-            s.replay_sql(&[]),
-            [
-                "SET @a = 1",
-                "SET SESSION TRANSACTION READ ONLY",
-                "SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE"
-            ]
-        );
-        assert!(has_unresettable_state(&s.vars));
-        let before = s.vars.clone();
-        s.record_set(&[set(
-            SetScope::Transaction,
-            "session transaction",
-            "ISOLATION LEVEL READ COMMITTED",
-            true,
-        )]);
-        assert_eq!(
-            s.replay_sql(&before),
-            ["SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"]
-        );
+        s.record_user_vars(&[user("my var", "1", true)]);
+        assert_eq!(s.replay_sql(&[]).as_deref(), Some("SET @`my var` = 1"));
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 
 use crate::protocol::packet::put_packet;
-use crate::router::Route;
+use crate::router::Classification;
 
 /// CURSOR_TYPE_READ_ONLY in COM_STMT_EXECUTE's flags.
 pub const CURSOR_READ_ONLY: u8 = 0x01;
@@ -22,7 +22,9 @@ pub struct ClientStatement {
     /// Cache key on backend connections: hash of schema and text.
     pub key: u64,
     pub sql: Arc<[u8]>,
-    pub route: Route,
+    /// The statement's classification: its route, and what it does to the
+    /// session when executed.
+    pub class: Classification,
     pub params: u16,
     /// Parameter types from the last execute that bound them; replayed when
     /// a later execute relies on them on another connection.
@@ -64,6 +66,11 @@ impl Statements {
 
     pub fn clear(&mut self) {
         self.map.clear();
+    }
+
+    /// Whether a statement of this session has the backend cache key `key`.
+    pub fn uses_key(&self, key: u64) -> bool {
+        self.map.values().any(|s| s.key == key)
     }
 
     pub fn any_cursor(&self) -> bool {

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod packet;
 pub mod reply;
 pub mod response;
+pub mod track;
 
 pub use packet::{PacketReader, MAX_PAYLOAD};
 pub use reply::{err_packet, ok_packet, MyError};

@@ -60,6 +60,25 @@ pub fn put_packet(out: &mut BytesMut, mut seq: u8, payload: &[u8]) -> u8 {
 }
 
 /// Reads a length-encoded integer; returns the value and its size in bytes.
+/// Appends `v` as a length-encoded integer.
+pub fn put_lenenc_int(out: &mut BytesMut, v: u64) {
+    match v {
+        0..=250 => out.put_u8(v as u8),
+        251..=0xffff => {
+            out.put_u8(0xfc);
+            out.put_u16_le(v as u16);
+        }
+        0x1_0000..=0xff_ffff => {
+            out.put_u8(0xfd);
+            out.put_uint_le(v, 3);
+        }
+        _ => {
+            out.put_u8(0xfe);
+            out.put_u64_le(v);
+        }
+    }
+}
+
 pub fn lenenc_int(buf: &[u8]) -> Option<(u64, usize)> {
     let first = *buf.first()?;
     let size = match first {

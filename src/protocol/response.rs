@@ -5,6 +5,7 @@
 
 use super::packet::{header, lenenc_int, MAX_PAYLOAD};
 use super::status;
+use super::track::{self, SESSION_STATE_CHANGED};
 
 /// What kind of response the forwarded command produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +82,18 @@ pub struct ResponseScanner {
     pub affected_rows: u64,
     pub last_insert_id: u64,
     pub prepared: Option<PreparedInfo>,
+    /// The connection has CLIENT_SESSION_TRACK: OK packets may carry state
+    /// information, collected into `track`.
+    pub session_track: bool,
+    /// Session state information of every OK packet, in order.
+    pub track: Vec<u8>,
+    /// Some OK or EOF packet had SERVER_SESSION_STATE_CHANGED.
+    pub state_changed: bool,
+    /// Remove state information from OK packets (the client did not ask
+    /// for it): the scanner stops after such a packet, see `take_rewrite`.
+    pub strip: bool,
+    strip_pending: bool,
+    rewrite: Option<usize>,
 }
 
 impl ResponseScanner {
@@ -103,7 +116,20 @@ impl ResponseScanner {
             affected_rows: 0,
             last_insert_id: 0,
             prepared: None,
+            session_track: false,
+            track: Vec::new(),
+            state_changed: false,
+            strip: false,
+            strip_pending: false,
+            rewrite: None,
         }
+    }
+
+    /// After `scan`: the offset in the scanned buffer of an OK packet that
+    /// must be passed on without its state information (`strip`). It ends
+    /// where the forwardable bytes end; scan again for the rest.
+    pub fn take_rewrite(&mut self) -> Option<usize> {
+        self.rewrite.take()
     }
 
     /// True when no packet is half passed on, so Gantry may inject its own
@@ -163,9 +189,19 @@ impl ResponseScanner {
             }
             let payload = &buf[pos + 4..pos + 4 + len];
             self.last_seq = seq;
+            let start = pos;
             pos += 4 + len;
             if self.on_whole_packet(payload)? {
                 return Ok((pos, ScanState::LocalInfile));
+            }
+            if std::mem::take(&mut self.strip_pending) {
+                self.rewrite = Some(start);
+                let state = if self.phase == Phase::Done {
+                    ScanState::Done
+                } else {
+                    ScanState::More
+                };
+                return Ok((pos, state));
             }
         }
     }
@@ -239,6 +275,7 @@ impl ResponseScanner {
             Phase::ColumnsEof => {
                 let st = eof_status(p).ok_or(ResponseError("bad EOF after columns"))?;
                 self.status = Some(st);
+                self.state_changed |= st & SESSION_STATE_CHANGED != 0;
                 // A cursor was opened: rows come later with COM_STMT_FETCH.
                 self.phase = if self.expect == Expect::Execute && st & status::CURSOR_EXISTS != 0 {
                     Phase::Done
@@ -312,6 +349,7 @@ impl ResponseScanner {
 
     fn end_result(&mut self, st: u16) {
         self.status = Some(st);
+        self.state_changed |= st & SESSION_STATE_CHANGED != 0;
         self.phase = if st & status::MORE_RESULTS_EXISTS != 0 {
             Phase::First
         } else {
@@ -326,12 +364,24 @@ impl ResponseScanner {
         let s = p.get(1 + a + b..3 + a + b)?;
         self.affected_rows = affected;
         self.last_insert_id = insert_id;
-        Some(u16::from_le_bytes([s[0], s[1]]))
+        let st = u16::from_le_bytes([s[0], s[1]]);
+        if st & SESSION_STATE_CHANGED != 0 {
+            self.state_changed = true;
+            if self.session_track {
+                if let Some(layout) = track::ok_layout(p) {
+                    if let Some((a, b)) = layout.state {
+                        self.track.extend_from_slice(&p[a..b]);
+                        self.strip_pending = self.strip;
+                    }
+                }
+            }
+        }
+        Some(st)
     }
 }
 
 /// Status flags of a classic EOF packet: 0xFE, warnings(2), status(2).
-fn eof_status(p: &[u8]) -> Option<u16> {
+pub(crate) fn eof_status(p: &[u8]) -> Option<u16> {
     if p.first() != Some(&0xfe) {
         return None;
     }

@@ -73,6 +73,39 @@ pub struct Classification {
     pub uses_user_lock: bool,
     /// SQL_CALC_FOUND_ROWS.
     pub calc_found_rows: bool,
+    /// State on the connection the session tracker does not report, held
+    /// until the session releases it (HANDLER … OPEN, BACKUP STAGE, XA).
+    pub holds: Option<Holds>,
+}
+
+/// Connection-bound state the server does not report through session
+/// tracking; `*Release` statements give it up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holds {
+    Handler,
+    HandlerRelease,
+    BackupStage,
+    BackupRelease,
+    Xa,
+    XaRelease,
+}
+
+/// What the leading words say about connection-bound state.
+fn holds_of(h: &[Kw], sql: &[u8]) -> Option<Holds> {
+    let last_word_is = |w: &[u8]| {
+        let t = sql.trim_ascii_end();
+        let t = t.strip_suffix(b";").unwrap_or(t).trim_ascii_end();
+        t.len() >= w.len() && t[t.len() - w.len()..].eq_ignore_ascii_case(w)
+    };
+    match h.first()? {
+        Kw::Handler if last_word_is(b"CLOSE") => Some(Holds::HandlerRelease),
+        Kw::Handler => Some(Holds::Handler),
+        Kw::Backup if last_word_is(b"END") => Some(Holds::BackupRelease),
+        Kw::Backup => Some(Holds::BackupStage),
+        Kw::Xa if matches!(h.get(1), Some(Kw::Commit | Kw::Rollback)) => Some(Holds::XaRelease),
+        Kw::Xa => Some(Holds::Xa),
+        _ => None,
+    }
 }
 
 impl Classification {
@@ -307,6 +340,7 @@ fn leader(h: &[Kw]) -> (StatementKind, Base) {
         | Kw::Release
         | Kw::Load
         | Kw::Handler
+        | Kw::Backup
         | Kw::Do
         | Kw::Get
         | Kw::Admin
@@ -348,6 +382,41 @@ fn is_definition(h: &[Kw]) -> bool {
                 )
             })
             .is_some_and(|k| !matches!(k, Kw::Table | Kw::Index | Kw::Database))
+}
+
+/// The classification of a statement Gantry could not inspect whole (it is
+/// longer than one packet): the primary, with unknown effects.
+pub fn uninspected() -> Classification {
+    Classification {
+        route: Route::Primary,
+        kind: StatementKind::Other,
+        hint: None,
+        asks_previous: false,
+        multi_statement: true,
+        creates_temp_table: false,
+        drops_temp_table: false,
+        uses_user_lock: false,
+        calc_found_rows: false,
+        holds: None,
+    }
+}
+
+/// Byte ranges of the statements in a multi-statement text (split at
+/// `;` outside strings and comments).
+pub fn statement_ranges(sql: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut lx = Lexer::new(sql);
+    while let Some(t) = lx.next_token() {
+        if kind_of(sql, &t) == Kw::Semi {
+            out.push((start, t.start));
+            start = t.end;
+        }
+    }
+    if start < sql.len() {
+        out.push((start, sql.len()));
+    }
+    out
 }
 
 /// Classifies one COM_QUERY payload. Never fails: anything unknown or
@@ -425,6 +494,7 @@ pub fn classify(sql: &[u8]) -> Classification {
         drops_temp_table: h.first() == Some(&Kw::Drop) && temp,
         uses_user_lock: s.user_lock,
         calc_found_rows: s.calc,
+        holds: holds_of(h, sql),
     }
 }
 

@@ -59,6 +59,7 @@ pub(crate) enum Kw {
     Execute,
     Deallocate,
     Handler,
+    Backup,
     Do,
     Get,
     Admin, // ANALYZE/OPTIMIZE/REPAIR/CHECK/FLUSH/KILL/...: Primary, Other
@@ -131,6 +132,7 @@ const KEYWORDS: &[(&[u8], Kw)] = &[
     (b"ALTER", Alter),
     (b"ANALYZE", Analyze),
     (b"ATOMIC", Atomic),
+    (b"BACKUP", Backup),
     (b"BEGIN", Begin),
     (b"BINLOG", Admin),
     (b"CACHE", Admin),

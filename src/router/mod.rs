@@ -13,6 +13,8 @@ mod shape_cache;
 #[cfg(test)]
 mod tests;
 
-pub use classify::{classify, Classification, Hint, Route, StatementKind};
+pub use classify::{
+    classify, statement_ranges, uninspected, Classification, Hint, Holds, Route, StatementKind,
+};
 pub use set::{parse_set, use_schema, SetAssignment, SetScope};
 pub use shape_cache::{clear_shape_cache, shape_cache_stats};

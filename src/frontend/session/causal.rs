@@ -1,8 +1,8 @@
 //! Causal reads over asynchronous replicas (`consistency`): a read under
 //! `read-your-writes` sees the session's own committed writes, under
 //! `global` every write the primary acknowledged before the read began.
-//! Gantry learns each write's GTID from the server right after it commits,
-//! then sends the read to a replica known to have it, or waits on one
+//! Gantry learns each write's GTID from the session tracker in the OK
+//! packet that commits it (no extra round trip; see `effects`), then sends the read to a replica known to have it, or waits on one
 //! (MASTER_GTID_WAIT / WAIT_FOR_EXECUTED_GTID_SET) up to
 //! `causal-read-timeout-ms`, or falls back to the primary.
 
@@ -26,19 +26,10 @@ pub(crate) enum Flavor {
 }
 
 impl Flavor {
-    fn parse(self, text: &str) -> Gtid {
+    pub(super) fn parse(self, text: &str) -> Gtid {
         match self {
             Flavor::MariaDb => Gtid::MariaDb(MariaPos::parse(text)),
             Flavor::MySql => Gtid::MySql(GtidSet::parse(text)),
-        }
-    }
-
-    /// GTID of the session's last commit (MySQL has no per-session value
-    /// without session tracking: the executed set is a safe superset).
-    fn own_position_sql(self) -> &'static str {
-        match self {
-            Flavor::MariaDb => "SELECT @@last_gtid",
-            Flavor::MySql => "SELECT @@GLOBAL.gtid_executed",
         }
     }
 
@@ -214,29 +205,6 @@ impl Session {
                     .unwrap_or(u64::MAX)
             })
             .map(|rt| ((*rt).clone(), true))
-    }
-
-    /// After a write committed on the held connection: learn its GTID.
-    pub(super) async fn learn_write_position(&mut self) {
-        let flavor = self.flavor();
-        let Some(h) = self.held.as_mut() else {
-            return;
-        };
-        match h.conn.query_value(flavor.own_position_sql()).await {
-            Ok(Ok(Some(text))) if !text.is_empty() => {
-                let pos = flavor.parse(&text);
-                match self.causal.as_mut() {
-                    Some(c) => c.merge(&pos),
-                    None => self.causal = Some(pos),
-                }
-                self.verified_on = None;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::debug!(error = %e, "could not read the write's GTID");
-                self.discard_held();
-            }
-        }
     }
 
     /// The primary's current position, fetched once for all reads that

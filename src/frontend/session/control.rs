@@ -9,7 +9,7 @@ use crate::frontend::login::new_nonce;
 use crate::protocol::auth::{self, FORWARDED_CAPABILITIES};
 use crate::protocol::packet::{join_payload, put_packet};
 use crate::protocol::reply::MyError;
-use crate::protocol::{cmd, Expect};
+use crate::protocol::cmd;
 
 /// A parsed COM_CHANGE_USER.
 #[derive(Debug, PartialEq, Eq)]
@@ -72,19 +72,34 @@ pub(crate) fn parse_kill(sql: &[u8]) -> Option<(bool, u32)> {
     None
 }
 
+/// Whether a COM_QUERY may contain a KILL Gantry must translate.
+pub(crate) fn mentions_kill(sql: &[u8]) -> bool {
+    sql.windows(4).any(|w| w.eq_ignore_ascii_case(b"kill"))
+}
+
 impl Session {
-    pub(super) async fn reset_connection(&mut self, request: &[u8]) -> Result<(), End> {
+    /// COM_RESET_CONNECTION: the held connection is reset (with tracking
+    /// set up again); connections this session left elsewhere are no
+    /// longer its own (a new token), so they are reset before reuse.
+    pub(super) async fn reset_connection(&mut self) -> Result<(), End> {
         self.reset_session_state();
-        if self.held.is_some() {
-            if self.relay(request, Expect::Single, false).await? == Some(true) {
-                if let Some(h) = self.held.as_mut() {
-                    h.conn.forget_session_state();
+        self.token = super::new_token();
+        self.last_status = crate::protocol::status::AUTOCOMMIT;
+        if let Some(h) = self.held.as_mut() {
+            let addr = h.backend.addr.clone();
+            match h.conn.reset_for(self.token).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    self.discard_held();
+                    return self.send_err(1, &e).await;
+                }
+                Err(_) => {
+                    self.discard_held();
+                    return self.send_err(1, &MyError::backend_lost(&addr)).await;
                 }
             }
-            Ok(())
-        } else {
-            self.ok(1).await
         }
+        self.ok(1).await
     }
 
     /// Forgets everything the server forgets on a reset.
@@ -94,7 +109,51 @@ impl Session {
         self.pins = 0;
         self.temp_tables = 0;
         self.last_insert_id = 0;
+        self.wait_timeout = None;
         self.info.pins.store(0, Ordering::Relaxed);
+    }
+
+    /// A COM_QUERY with KILL statements under Gantry's ids, alone or in a
+    /// multi-statement: each KILL is carried out by Gantry (ownership
+    /// checked), and stands as `DO 0` in what the server runs, so the
+    /// results keep their number and order.
+    pub(super) async fn query_with_kill(&mut self, request: &[u8], sql: &[u8]) -> Result<(), End> {
+        let ranges = crate::router::statement_ranges(sql);
+        let kills: Vec<(usize, usize, bool, u32)> = ranges
+            .iter()
+            .filter_map(|&(a, b)| parse_kill(&sql[a..b]).map(|(q, id)| (a, b, q, id)))
+            .collect();
+        if kills.is_empty() {
+            let class = crate::router::classify(sql);
+            return self.run_query(request, sql, class).await;
+        }
+        let statements = ranges
+            .iter()
+            .filter(|(a, b)| !sql[*a..*b].trim_ascii().is_empty())
+            .count();
+        for &(_, _, query_only, id) in &kills {
+            if let Err(e) = self.carry_out_kill(query_only, id).await? {
+                return self.send_err(1, &e).await;
+            }
+        }
+        if statements == 1 {
+            return self.ok(1).await;
+        }
+        let mut text = Vec::with_capacity(sql.len());
+        let mut at = 0;
+        for &(a, b, _, _) in &kills {
+            text.extend_from_slice(&sql[at..a]);
+            text.extend_from_slice(b" DO 0 ");
+            at = b;
+        }
+        text.extend_from_slice(&sql[at..]);
+        let mut payload = Vec::with_capacity(text.len() + 1);
+        payload.push(cmd::QUERY);
+        payload.extend_from_slice(&text);
+        let mut rewritten = bytes::BytesMut::with_capacity(payload.len() + 4);
+        put_packet(&mut rewritten, 0, &payload);
+        let class = crate::router::classify(&text);
+        self.run_query(&rewritten, &text, class).await
     }
 
     /// COM_CHANGE_USER: re-authenticates against `pwds` and starts the
@@ -106,12 +165,6 @@ impl Session {
                 .send_err(1, &MyError::malformed("COM_CHANGE_USER"))
                 .await;
         };
-        // The old login's connection state must not leak to the new user.
-        if let Some(h) = self.held.take() {
-            self.info.backend.store(0, Ordering::Relaxed);
-            h.pool.discard(h.conn);
-        }
-        self.reset_session_state();
         let mut seq = 1;
         let mut nonce = self.nonce;
         if cu
@@ -138,9 +191,18 @@ impl Session {
                 .rsplit_once(':')
                 .map_or("", |(h, _)| h);
             let err = MyError::access_denied(&cu.user, host, !cu.auth_response.is_empty());
-            self.send_err(seq, &err).await?;
-            return Err(End);
+            tracing::info!(user = %cu.user, client = %self.info.client_addr, "COM_CHANGE_USER refused");
+            // The server keeps the connection, as the old user.
+            return self.send_err(seq, &err).await;
         };
+        // The old login's connection state must not leak to the new user.
+        if let Some(h) = self.held.take() {
+            self.info.backend.store(0, Ordering::Relaxed);
+            h.pool.discard(h.conn);
+        }
+        self.reset_session_state();
+        self.token = super::new_token();
+        self.last_status = crate::protocol::status::AUTOCOMMIT;
         self.password = password;
         self.user = cu.user.clone();
         self.pool_key = PoolKey {
@@ -151,8 +213,7 @@ impl Session {
         if let Ok(mut u) = self.info.user.lock() {
             u.clone_from(&cu.user);
         }
-        self.state.schema = cu.database.clone();
-        self.note_schema();
+        self.set_schema(cu.database.clone());
         if self.state.schema.is_some() {
             if let Err(e) = self.use_target(Target::Primary).await {
                 return self.send_err(seq, &e).await;
@@ -178,31 +239,42 @@ impl Session {
         }
     }
 
-    /// KILL with Gantry's connection ids: the statement the target session
-    /// is running is killed on its backend; KILL CONNECTION also ends the
-    /// target session.
+    /// KILL with Gantry's connection ids (a statement or COM_PROCESS_KILL).
     pub(super) async fn kill(&mut self, query_only: bool, id: u32) -> Result<(), End> {
+        match self.carry_out_kill(query_only, id).await? {
+            Ok(()) => self.ok(1).await,
+            Err(e) => self.send_err(1, &e).await,
+        }
+    }
+
+    /// Kills the statement the target session runs on its backend and, for
+    /// KILL CONNECTION, the session. The server decides who may: the KILL of
+    /// the target's backend thread runs under this session's account (1095
+    /// when it is not the owner and lacks the privilege); a target without a
+    /// backend thread is checked the same way against the account's
+    /// privileges. `Ok(Err)`: the error for the client.
+    pub(super) async fn carry_out_kill(
+        &mut self,
+        query_only: bool,
+        id: u32,
+    ) -> Result<Result<(), MyError>, End> {
+        let not_owner = || MyError::new(1095, "HY000", format!("You are not owner of thread {id}"));
         let Some(target) = self.ctx.sessions.get(id) else {
-            return self
-                .send_err(
-                    1,
-                    &MyError::new(1094, "HY000", format!("Unknown thread id: {id}")),
-                )
-                .await;
+            return Ok(Err(MyError::new(
+                1094,
+                "HY000",
+                format!("Unknown thread id: {id}"),
+            )));
         };
         if id == self.info.id {
             if query_only {
-                return self.ok(1).await;
+                return Ok(Ok(()));
             }
             self.send_err(1, &MyError::new(1927, "70100", "Connection was killed"))
                 .await?;
             return Err(End);
         }
-        if !query_only {
-            // First, so that the victim's relay ends its session without
-            // answering (its client sees the connection lost, as directly).
-            target.kill();
-        }
+        let same_user = target.user.lock().map(|u| *u == self.user).unwrap_or(false);
         let backend_id = target.backend.load(Ordering::Relaxed);
         let thread = target.backend_thread.load(Ordering::Relaxed);
         let runtime = self
@@ -210,29 +282,76 @@ impl Session {
             .topology
             .load()
             .by_id(backend_id)
-            .map(|b| b.runtime.clone());
-        if let (Some(runtime), true) = (runtime, thread != 0) {
-            let pool = runtime.pool(&self.pool_key);
-            match pool.acquire(&self.password, None).await {
-                Ok(mut conn) => {
-                    let what = if query_only { "QUERY" } else { "CONNECTION" };
-                    let sql = format!("KILL {what} {thread}");
-                    match conn.run(cmd::QUERY, sql.as_bytes()).await {
-                        Ok(Ok(())) => pool.release(conn),
-                        Ok(Err(e)) => {
-                            pool.release(conn);
-                            // 1094: the statement ended meanwhile; fine.
-                            if e.code != 1094 {
-                                return self.send_err(1, &e).await;
-                            }
-                        }
-                        Err(_) => pool.discard(conn),
-                    }
-                }
-                Err(e) => return self.send_err(1, &e).await,
+            .map(|b| b.runtime.clone())
+            .filter(|_| thread != 0 && backend_id != 0);
+        let Some(runtime) = runtime else {
+            // No backend thread to ask about: ask about the privilege.
+            if !same_user && !self.may_kill_others().await {
+                return Ok(Err(not_owner()));
+            }
+            if !query_only {
+                target.kill();
+            }
+            return Ok(Ok(()));
+        };
+        let pool = runtime.pool(&self.pool_key);
+        let mut conn = match pool.acquire(&self.password, None).await {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        let what = if query_only { "QUERY" } else { "CONNECTION" };
+        let sql = format!("KILL {what} {thread}");
+        let answer = match conn.run(cmd::QUERY, sql.as_bytes()).await {
+            Ok(answer) => {
+                pool.release(conn);
+                answer
+            }
+            Err(_) => {
+                pool.discard(conn);
+                return Ok(Err(MyError::backend_lost(&runtime.addr)));
+            }
+        };
+        match answer {
+            // 1094: the statement or connection ended meanwhile; fine.
+            Ok(()) => {}
+            Err(e) if e.code == 1094 => {}
+            Err(e) if e.code == 1095 => return Ok(Err(not_owner())),
+            Err(e) => return Ok(Err(e)),
+        }
+        if !query_only {
+            target.kill();
+        }
+        Ok(Ok(()))
+    }
+
+    /// Whether this session's account may kill other accounts' sessions,
+    /// as the server decides it (SUPER or CONNECTION ADMIN).
+    async fn may_kill_others(&mut self) -> bool {
+        let Some(primary) = self.ctx.topology.load().primary().map(|p| p.runtime.clone()) else {
+            return false;
+        };
+        let pool = primary.pool(&self.pool_key);
+        let Ok(mut conn) = pool.acquire(&self.password, None).await else {
+            return false;
+        };
+        const SQL: &str = "SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES \
+             WHERE PRIVILEGE_TYPE IN ('SUPER', 'CONNECTION ADMIN') AND GRANTEE = \
+             CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', \
+             SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')";
+        match conn.query_value(SQL).await {
+            Ok(Ok(v)) => {
+                pool.release(conn);
+                v.is_some_and(|n| n != "0")
+            }
+            Ok(Err(_)) => {
+                pool.release(conn);
+                false
+            }
+            Err(_) => {
+                pool.discard(conn);
+                false
             }
         }
-        self.ok(1).await
     }
 }
 

@@ -10,12 +10,13 @@ use tokio::net::TcpStream;
 
 mod causal;
 mod control;
+mod effects;
 mod prepared;
 
 use super::client_stream::ClientStream;
 use super::forward::{forward, ForwardError};
 use super::registry::{pin, SessionInfo};
-use super::state::{has_unresettable_state, SessionState};
+use super::state::SessionState;
 use super::stmt::Statements;
 use crate::backend::{BackendConn, BackendRuntime, Pool, PoolKey};
 use crate::config::Consistency;
@@ -23,7 +24,7 @@ use crate::context::Context;
 use crate::gtid::Gtid;
 use crate::protocol::packet::{header, PacketReader};
 use crate::protocol::reply::{err_packet, ok_packet, MyError};
-use crate::protocol::{cmd, status, Expect, ResponseScanner};
+use crate::protocol::{cmd, status, Expect, MAX_PAYLOAD};
 use crate::router::{self, Classification, Route, StatementKind};
 
 /// A backend connection the session is using.
@@ -90,6 +91,32 @@ pub struct Session {
     verified_on: Option<u64>,
     /// The client said goodbye with COM_QUIT.
     quit: bool,
+    /// Marks the backend connections that carry this session's state; a
+    /// connection with another owner is reset before it serves this one.
+    token: u64,
+    /// The client asked for session tracking itself (else Gantry strips
+    /// the tracker data it asked the servers for).
+    client_tracks: bool,
+    /// Reused buffer for the tracker data of a response.
+    track: Vec<u8>,
+    /// `wait_timeout` the session set: an idle client is closed after it,
+    /// as the server would.
+    wait_timeout: Option<std::time::Duration>,
+}
+
+/// A token no session or connection has had yet (0 means none).
+fn new_token() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// What woke an idle session up.
+enum Wake {
+    Command(Option<usize>),
+    Killed,
+    Release,
+    BackendReadable,
+    WaitTimeout,
 }
 
 /// Whether the statement reads LAST_INSERT_ID() / @@identity.
@@ -98,28 +125,6 @@ fn mentions_insert_id(sql: &[u8]) -> bool {
     NEEDLES
         .iter()
         .any(|n| sql.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n)))
-}
-
-/// Whether a statement that succeeded may have committed a write.
-fn may_write(c: &Classification) -> bool {
-    c.route == Route::Primary
-        && !matches!(
-            c.kind,
-            StatementKind::Read
-                | StatementKind::Show
-                | StatementKind::Set
-                | StatementKind::Use
-                | StatementKind::Begin
-                | StatementKind::Rollback
-        )
-}
-
-/// Whether a non-SET statement may assign a user variable.
-fn assigns_user_var(c: &Classification, sql: &[u8]) -> bool {
-    sql.contains(&b'@')
-        && (c.kind == StatementKind::Call
-            || sql.windows(2).any(|w| w == b":=")
-            || sql.windows(4).any(|w| w.eq_ignore_ascii_case(b"into")))
 }
 
 /// At session end: connections with session-only state are closed, which
@@ -172,6 +177,10 @@ impl Session {
             causal: None,
             verified_on: None,
             quit: false,
+            token: new_token(),
+            client_tracks: s.pool_key.capabilities & crate::protocol::auth::CLIENT_SESSION_TRACK != 0,
+            track: Vec::new(),
+            wait_timeout: None,
             reader: s.reader,
             out: BytesMut::with_capacity(256),
             password: s.password,
@@ -198,7 +207,13 @@ impl Session {
     /// connection would) and sends the final OK or the server's error.
     pub async fn finish_login(&mut self, seq: u8) -> Result<(), End> {
         if self.state.schema.is_some() {
-            if let Err(e) = self.use_target(Target::Primary).await {
+            // On any backend that is up: reads may go on while the primary
+            // is away.
+            let used = match self.use_target(Target::Primary).await {
+                Ok(()) => Ok(()),
+                Err(_) => self.use_target(Target::Replica).await,
+            };
+            if let Err(e) = used {
                 self.send_err(seq, &e).await?;
                 return Err(End);
             }
@@ -250,7 +265,7 @@ impl Session {
                     self.simple(&request, Target::Current, Expect::Single)
                         .await?;
                 }
-                cmd::RESET_CONNECTION => self.reset_connection(&request).await?,
+                cmd::RESET_CONNECTION => self.reset_connection().await?,
                 cmd::CHANGE_USER => self.change_user(&request).await?,
                 cmd::PROCESS_KILL => self.process_kill(&request).await?,
                 cmd::SET_OPTION => {
@@ -270,45 +285,102 @@ impl Session {
     }
 
     /// Waits for the next command. A session that keeps a backend
-    /// connection it does not need gives it back after `idle-release`.
+    /// connection it does not need gives it back after `idle-release`; a
+    /// connection that carries the session's state and is closed by its
+    /// server (wait_timeout, restart) closes the client too, as directly.
     async fn next_command(&mut self) -> Result<Option<usize>, End> {
-        if self.info.killed.load(Ordering::Relaxed) {
-            return Ok(None);
-        }
-        if let (Some(h), 0) = (self.held.as_ref(), self.pins) {
-            // Under pressure, also give the connection back at once when
-            // another client starts waiting for one from that pool. (Only
-            // then: listening means a shared waiter list per statement.)
+        loop {
+            if self.info.killed.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            let releasable = self.held.is_some() && self.pins == 0;
             let idle = self.ctx.settings.load().idle_release;
-            let pressed = h.pool.under_pressure();
-            let wanted = h.pool.wanted.notified();
-            tokio::select! {
-                r = tokio::time::timeout(idle, self.reader.fill_packet(&mut self.client)) => {
-                    if let Ok(r) = r {
-                        return Ok(r?);
+            let wake = {
+                let held = self.held.as_ref();
+                // Under pressure, also give the connection back at once when
+                // another client starts waiting for one from that pool. (Only
+                // then: listening means a shared waiter list per statement.)
+                let pressed = releasable && held.is_some_and(|h| h.pool.under_pressure());
+                let wanted = async {
+                    match held {
+                        Some(h) if pressed => h.pool.wanted.notified().await,
+                        _ => std::future::pending().await,
+                    }
+                };
+                let backend = async {
+                    match held {
+                        Some(h) => {
+                            let _ = h.conn.stream.readable().await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
+                let release = async {
+                    if releasable {
+                        tokio::time::sleep(idle).await
+                    } else {
+                        std::future::pending().await
+                    }
+                };
+                let wait_timeout = async {
+                    match self.wait_timeout {
+                        Some(d) => tokio::time::sleep(d).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    r = self.reader.fill_packet(&mut self.client) => Wake::Command(r?),
+                    _ = self.info.kill_signal.notified() => Wake::Killed,
+                    _ = release => Wake::Release,
+                    _ = wanted => Wake::Release,
+                    _ = backend => Wake::BackendReadable,
+                    _ = wait_timeout => Wake::WaitTimeout,
+                }
+            };
+            match wake {
+                Wake::Command(r) => return Ok(r),
+                Wake::Killed | Wake::WaitTimeout => return Ok(None),
+                Wake::Release => self.release_held(),
+                Wake::BackendReadable => {
+                    if self.held.as_mut().is_some_and(|h| h.conn.is_stale()) {
+                        if self.carries_state() {
+                            return Ok(None);
+                        }
+                        self.discard_held();
                     }
                 }
-                _ = wanted, if pressed => {}
-                _ = self.info.kill_signal.notified() => return Ok(None),
             }
-            self.release_held();
         }
-        tokio::select! {
-            r = self.reader.fill_packet(&mut self.client) => Ok(r?),
-            _ = self.info.kill_signal.notified() => Ok(None),
-        }
+    }
+
+    /// The held connection has state that exists nowhere else.
+    fn carries_state(&self) -> bool {
+        self.pins != 0 || self.last_status & status::IN_TRANS != 0
     }
 
     async fn query(&mut self, request: &[u8]) -> Result<(), End> {
         let (len, _) = header(request);
         let end = (4 + len).min(request.len());
         let sql = &request[5..end];
-        if sql.len() > 4 && sql[..4].eq_ignore_ascii_case(b"kill") {
-            if let Some((query_only, id)) = control::parse_kill(sql) {
-                return self.kill(query_only, id).await;
-            }
+        if control::mentions_kill(sql) {
+            return self.query_with_kill(request, sql).await;
         }
-        let class = router::classify(sql);
+        // A statement longer than one packet was not inspected whole.
+        let class = if len == MAX_PAYLOAD {
+            router::uninspected()
+        } else {
+            router::classify(sql)
+        };
+        self.run_query(request, sql, class).await
+    }
+
+    /// Routes and runs one COM_QUERY, then applies what it did.
+    async fn run_query(
+        &mut self,
+        request: &[u8],
+        sql: &[u8],
+        class: Classification,
+    ) -> Result<(), End> {
         if class.kind == StatementKind::Set {
             if let Some(value) = causal::set_consistency_value(sql) {
                 return self.set_consistency(&value).await;
@@ -332,14 +404,8 @@ impl Session {
                 class.route == Route::Replica,
             )
             .await?;
-        if ran == Some(true) {
-            self.after_statement(&class, sql);
-            if self.consistency == Consistency::ReadYourWrites
-                && may_write(&class)
-                && self.pins & pin::TRANSACTION == 0
-            {
-                self.learn_write_position().await;
-            }
+        if let Some(reported) = ran {
+            self.statement_effects(&class, sql, reported);
         }
         Ok(())
     }
@@ -365,16 +431,16 @@ impl Session {
         }
     }
 
-    /// Runs a command and relays its response. `Ok(Some(true))`: the server
-    /// answered without error; `Ok(Some(false))`: it answered with ERR;
-    /// `Ok(None)`: Gantry answered with its own ERR.
+    /// Runs a command and relays its response. `Ok(Some(r))`: the server
+    /// answered (`r.ok`: without error); `Ok(None)`: Gantry answered with
+    /// its own ERR.
     async fn run_on(
         &mut self,
         request: &[u8],
         target: Target,
         expect: Expect,
         is_read: bool,
-    ) -> Result<Option<bool>, End> {
+    ) -> Result<Option<effects::Reported>, End> {
         if !self.prepare_conn(target).await? {
             return Ok(None);
         }
@@ -401,23 +467,26 @@ impl Session {
         request: &[u8],
         expect: Expect,
         is_read: bool,
-    ) -> Result<Option<bool>, End> {
+    ) -> Result<Option<effects::Reported>, End> {
         let held = self.held.as_mut().expect("prepare_conn sets held");
         let backend = held.backend.clone();
+        let mut sc = held.conn.scanner(expect);
+        sc.strip = !self.client_tracks;
+        sc.track = std::mem::take(&mut self.track);
+        sc.track.clear();
         let result = forward(
             &mut self.client,
             &mut self.reader,
             &mut held.conn,
             request,
-            expect,
+            &mut sc,
         )
         .await;
         self.count(&backend, is_read);
+        let reported = self.note_response(&sc);
+        self.track = std::mem::take(&mut sc.track);
         match result {
-            Ok(sc) => {
-                self.note_response(&sc);
-                Ok(Some(!sc.error))
-            }
+            Ok(()) => Ok(Some(reported)),
             Err(ForwardError::Client(_)) => {
                 self.discard_held();
                 Err(End)
@@ -430,21 +499,6 @@ impl Session {
         }
     }
 
-    /// Follows insert ids and the transaction/autocommit status flags.
-    fn note_response(&mut self, sc: &ResponseScanner) {
-        if sc.last_insert_id != 0 {
-            self.last_insert_id = sc.last_insert_id;
-            if let Some(h) = self.held.as_mut() {
-                h.conn.last_insert_id = sc.last_insert_id;
-            }
-        }
-        if let Some(st) = sc.status {
-            self.last_status = st;
-            self.set_pin(pin::TRANSACTION, st & status::IN_TRANS != 0);
-            self.set_pin(pin::AUTOCOMMIT_OFF, st & status::AUTOCOMMIT == 0);
-        }
-    }
-
     /// The held backend connection failed: tell the client if its stream
     /// allows, and end the session if it lost a transaction or pinned state.
     async fn backend_failed(
@@ -453,7 +507,7 @@ impl Session {
         error: &io::Error,
         clean: bool,
         next_seq: u8,
-    ) -> Result<Option<bool>, End> {
+    ) -> Result<Option<effects::Reported>, End> {
         tracing::warn!(backend = %backend.addr, %error, "backend failed during a command");
         self.ctx
             .stats
@@ -489,69 +543,21 @@ impl Session {
             target
         };
         let is_read = target == Target::Replica;
-        Ok(self.run_on(request, target, expect, is_read).await? == Some(true))
+        Ok(self
+            .run_on(request, target, expect, is_read)
+            .await?
+            .is_some_and(|r| r.ok))
     }
 
     async fn init_db(&mut self, request: &[u8]) -> Result<(), End> {
         let schema = String::from_utf8_lossy(&request[5..]).into_owned();
-        if self
+        let ran = self
             .run_on(request, Target::Current, Expect::Single, false)
-            .await?
-            == Some(true)
-        {
-            self.state.schema = Some(schema.clone());
-            if let Some(h) = self.held.as_mut() {
-                h.conn.schema = Some(schema.clone());
-            }
-            self.note_schema();
+            .await?;
+        if ran.is_some_and(|r| r.ok && !r.tracked) {
+            self.set_schema(Some(schema));
         }
         Ok(())
-    }
-
-    /// Session bookkeeping after a statement the server accepted.
-    fn after_statement(&mut self, c: &Classification, sql: &[u8]) {
-        match c.kind {
-            StatementKind::Set => {
-                if let Some(assignments) = router::parse_set(sql) {
-                    let effect = self.state.record_set(&assignments);
-                    if effect.needs_pin {
-                        self.set_pin(pin::USER_VARIABLE, true);
-                    }
-                    if let Some(h) = self.held.as_mut() {
-                        h.conn.vars = self.state.vars.clone();
-                        h.conn.vars_hash = self.state.vars_hash;
-                    }
-                }
-            }
-            StatementKind::Use => {
-                if let Some(schema) = router::use_schema(sql) {
-                    self.state.schema = Some(schema.clone());
-                    if let Some(h) = self.held.as_mut() {
-                        h.conn.schema = Some(schema);
-                    }
-                    self.note_schema();
-                }
-            }
-            StatementKind::Lock => self.set_pin(pin::LOCK_TABLES, true),
-            StatementKind::Unlock => self.set_pin(pin::LOCK_TABLES, false),
-            StatementKind::Prepare => self.set_pin(pin::SQL_PREPARE, true),
-            _ => {}
-        }
-        if c.creates_temp_table {
-            self.temp_tables += 1;
-        }
-        if c.drops_temp_table {
-            self.temp_tables = self.temp_tables.saturating_sub(1);
-        }
-        self.set_pin(pin::TEMP_TABLE, self.temp_tables > 0);
-        if c.uses_user_lock {
-            self.set_pin(pin::USER_LOCK, true);
-        }
-        // `@v := …`, `SELECT … INTO @v`, `CALL p(@out)`: the server assigned
-        // a user variable Gantry cannot replay.
-        if c.route == Route::Primary && c.kind != StatementKind::Set && assigns_user_var(c, sql) {
-            self.set_pin(pin::USER_VARIABLE, true);
-        }
     }
 
     fn set_pin(&mut self, bit: u32, on: bool) {
@@ -563,12 +569,6 @@ impl Session {
         if next != self.pins {
             self.pins = next;
             self.info.pins.store(next, Ordering::Relaxed);
-        }
-    }
-
-    fn note_schema(&self) {
-        if let Ok(mut s) = self.info.schema.lock() {
-            s.clone_from(&self.state.schema);
         }
     }
 
@@ -613,11 +613,6 @@ impl Session {
                 "No primary backend is available",
             ));
         };
-        // The health loop saw read_only=1 (failover in progress): refuse
-        // rather than send; the next probe clears the flag.
-        if target != Target::Replica && entry.read_only {
-            return Err(MyError::primary_read_only(entry.addr()));
-        }
         if self.pins != 0 && self.held.is_some() {
             return Ok(());
         }
@@ -652,9 +647,28 @@ impl Session {
 
     async fn acquire(&mut self, backend: Arc<BackendRuntime>) -> Result<(), MyError> {
         let pool = backend.pool(&self.pool_key);
-        let conn = pool
+        let mut conn = pool
             .acquire(&self.password, self.state.schema.as_deref())
             .await?;
+        if conn.owner == 0 {
+            conn.owner = self.token;
+        } else if conn.owner != self.token {
+            // It served another session: back to the servers' defaults.
+            match conn.reset_for(self.token).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(backend = %backend.addr, error = %e, "a pooled connection refused its reset; closed");
+                    pool.discard(conn);
+                    conn = pool.acquire_new(&self.password, self.state.schema.as_deref()).await?;
+                    conn.owner = self.token;
+                }
+                Err(_) => {
+                    pool.discard(conn);
+                    conn = pool.acquire_new(&self.password, self.state.schema.as_deref()).await?;
+                    conn.owner = self.token;
+                }
+            }
+        }
         self.hold(Held {
             backend,
             pool,
@@ -714,14 +728,20 @@ impl Session {
             }
         }
         if result.is_ok() && !lost && h.conn.vars_hash != self.state.vars_hash {
-            for sql in self.state.replay_sql(&h.conn.vars) {
-                match h.conn.run(cmd::QUERY, sql.as_bytes()).await {
+            if !self.state.extends(&h.conn.vars) {
+                match h.conn.reset_for(self.token).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => result = Err(e),
                     Err(_) => lost = true,
                 }
-                if result.is_err() || lost {
-                    break;
+            }
+            if let (Ok(()), false) = (&result, lost) {
+                if let Some(sql) = self.state.replay_sql(&h.conn.vars) {
+                    match h.conn.run(cmd::QUERY, sql.as_bytes()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => result = Err(e),
+                        Err(_) => lost = true,
+                    }
                 }
             }
             if result.is_ok() && !lost {
@@ -745,6 +765,11 @@ impl Session {
             self.discard_held();
             return Err(MyError::backend_lost(&addr));
         }
+        if result.is_err() {
+            // A statement of Gantry's own failed: the connection's state is
+            // not known any more.
+            self.discard_held();
+        }
         result
     }
 
@@ -752,13 +777,17 @@ impl Session {
     fn release_held(&mut self) {
         if let Some(h) = self.held.take() {
             self.info.backend.store(0, Ordering::Relaxed);
-            if self.pins != 0
-                || self.last_status & status::IN_TRANS != 0
-                || has_unresettable_state(&h.conn.vars)
-            {
+            if self.pins != 0 || self.last_status & status::IN_TRANS != 0 {
                 h.pool.discard(h.conn);
             } else {
-                h.pool.release(h.conn);
+                let mut conn = h.conn;
+                // Statements the session no longer uses count against the
+                // server's global max_prepared_stmt_count: close them.
+                if conn.close_unused(|key| self.stmts.uses_key(key)) {
+                    h.pool.release(conn);
+                } else {
+                    h.pool.discard(conn);
+                }
             }
         }
     }

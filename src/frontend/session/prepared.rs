@@ -6,11 +6,12 @@ use tokio::io::AsyncWriteExt;
 use super::{End, Session, Target};
 use crate::config::Consistency;
 use crate::frontend::registry::pin;
+use crate::protocol::MAX_PAYLOAD;
 use crate::frontend::stmt::{
     rewrite_execute, set_statement_id, statement_id, statement_key, ClientStatement,
     CURSOR_READ_ONLY,
 };
-use crate::protocol::packet::{join_payload, put_packet};
+use crate::protocol::packet::{header, join_payload, put_packet};
 use crate::protocol::reply::MyError;
 use crate::protocol::{cmd, status, Expect};
 use crate::router::{self, Route};
@@ -39,8 +40,12 @@ impl Session {
     pub(super) async fn stmt_prepare(&mut self, request: &[u8]) -> Result<(), End> {
         let (payload, _) = join_payload(request);
         let sql: Arc<[u8]> = Arc::from(&payload[1..]);
-        let route = router::classify(&sql).route;
-        if !self.prepare_conn(self.statement_target(route)).await? {
+        let class = if header(request).0 == MAX_PAYLOAD {
+            router::uninspected()
+        } else {
+            router::classify(&sql)
+        };
+        if !self.prepare_conn(self.statement_target(class.route)).await? {
             return Ok(());
         }
         let key = statement_key(self.state.schema.as_deref(), &sql);
@@ -59,7 +64,7 @@ impl Session {
             let id = self.stmts.insert(ClientStatement {
                 key,
                 sql,
-                route,
+                class,
                 params: info.params,
                 param_types: None,
                 long_data: Vec::new(),
@@ -96,7 +101,7 @@ impl Session {
         payload: &[u8],
         stmt: &mut ClientStatement,
     ) -> Result<(), End> {
-        let target = self.statement_target(stmt.route);
+        let target = self.statement_target(stmt.class.route);
         let ready = if target == Target::Replica && self.consistency != Consistency::Eventual {
             self.prepare_causal_read(self.consistency).await?
         } else {
@@ -126,23 +131,19 @@ impl Session {
                 .await;
         }
         let result = self
-            .relay(&out, Expect::Execute, stmt.route == Route::Replica)
+            .relay(&out, Expect::Execute, stmt.class.route == Route::Replica)
             .await;
         self.scratch = out;
         let opened_cursor = payload.get(5).is_some_and(|f| f & CURSOR_READ_ONLY != 0)
             && self.last_status & status::CURSOR_EXISTS != 0;
-        let ok = result? == Some(true);
-        if ok && opened_cursor {
+        let Some(reported) = result? else {
+            return Ok(());
+        };
+        if reported.ok && opened_cursor {
             stmt.cursor = Some(backend_id);
             self.set_pin(pin::CURSOR, true);
         }
-        if ok
-            && stmt.route == Route::Primary
-            && self.consistency == Consistency::ReadYourWrites
-            && self.pins & pin::TRANSACTION == 0
-        {
-            self.learn_write_position().await;
-        }
+        self.statement_effects(&stmt.class, &stmt.sql, reported);
         Ok(())
     }
 
@@ -221,14 +222,19 @@ impl Session {
         Ok(())
     }
 
-    /// COM_STMT_CLOSE (no response). The backend statement stays cached on
-    /// its connection unless it holds an open cursor.
+    /// COM_STMT_CLOSE (no response). The backend statement is closed on
+    /// the held connection unless another statement of the session shares
+    /// it (statements count against the server's global limit); other
+    /// connections close theirs when the session gives them back.
     pub(super) async fn stmt_close(&mut self, request: &[u8]) {
         let id = statement_id(&request[4..]).unwrap_or(0);
         if let Some(stmt) = self.stmts.remove(id) {
-            if let (Some(backend_id), Some(h)) = (stmt.cursor, self.held.as_mut()) {
-                if h.conn.close_statement(backend_id).await.is_err() {
-                    self.discard_held();
+            let shared = self.stmts.uses_key(stmt.key);
+            if let (false, Some(h)) = (shared, self.held.as_mut()) {
+                if let Some(backend_id) = h.conn.prepared_id(stmt.key) {
+                    if h.conn.close_statement(backend_id).await.is_err() {
+                        self.discard_held();
+                    }
                 }
             }
         }
