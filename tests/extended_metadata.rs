@@ -245,3 +245,32 @@ async fn json_column_definition_is_byte_identical_with_and_without_extended_meta
     }
     t.primary.sql(&format!("DROP TABLE test.{table}"));
 }
+
+/// The `mariadb` CLI (Connector/C, which requests EXTENDED_METADATA itself)
+/// prints the same column type info through Gantry as directly:
+/// `Type: BLOB (format=json)` (`--table`: batch output prints no types).
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_cli_sees_the_json_format_through_gantry() {
+    let t = shared_topology();
+    let table = common::unique_name("extmeta_cli");
+    t.primary.sql(&format!(
+        "CREATE TABLE test.{table} (j JSON); INSERT INTO test.{table} VALUES ('[1]')"
+    ));
+    t.wait_replicas_caught_up(Duration::from_secs(20));
+    let g = Gantry::start(t, &[]);
+    let sql = format!("SELECT j FROM test.{table}");
+    let args = ["--column-type-info", "--table", "-e", sql.as_str()];
+    let through = g.mariadb(&args);
+    let direct = std::process::Command::new("mariadb")
+        .args(["-h127.0.0.1", &format!("-P{}", t.primary.port)])
+        .args(["-uapp", "-papp_pw"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("the mariadb client is installed");
+    let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(direct.status.success(), "{direct:?}");
+    assert!(text(&direct).contains("(format=json)"), "{}", text(&direct));
+    assert_eq!(text(&through), text(&direct), "{through:?}");
+    t.primary.sql(&format!("DROP TABLE test.{table}"));
+}
