@@ -74,8 +74,9 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: &Arc<Context>) -> 
     let identity = ServerIdentity {
         version: server_version(),
         capabilities: ADMIN_CAPABILITIES,
-        mariadb_capabilities: 0, // the admin port's result sets are built here
-        collation: 45,           // utf8mb4_general_ci
+        // Plain column definitions: the admin port builds its result sets.
+        mariadb_capabilities: 0,
+        collation: 45, // utf8mb4_general_ci
     };
     let mut reader = PacketReader::new();
     let cfg = ctx.config.load_full();
