@@ -74,6 +74,8 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: &Arc<Context>) -> 
     let identity = ServerIdentity {
         version: server_version(),
         capabilities: ADMIN_CAPABILITIES,
+        // Plain column definitions: the admin port builds its result sets.
+        mariadb_capabilities: 0,
         collation: 45, // utf8mb4_general_ci
     };
     let mut reader = PacketReader::new();

@@ -25,7 +25,8 @@ pub struct ConnectParams<'a> {
     pub user: &'a str,
     pub password: &'a str,
     pub database: Option<&'a str>,
-    pub client_capabilities: u32,
+    /// Standard capabilities in bits 0..31, MariaDB's extended ones in 32..63.
+    pub client_capabilities: u64,
     pub collation: u8,
     pub timeout: Duration,
 }
@@ -33,8 +34,9 @@ pub struct ConnectParams<'a> {
 pub struct BackendConn {
     pub stream: TcpStream,
     pub reader: PacketReader,
-    /// Capabilities negotiated with the server.
-    pub capabilities: u32,
+    /// Capabilities negotiated with the server (MariaDB's extended ones in
+    /// bits 32..63).
+    pub capabilities: u64,
     /// The server's thread id for this connection (for KILL).
     pub thread_id: u32,
     /// Session state applied on this connection.
@@ -74,7 +76,7 @@ impl Drop for BackendConn {
 
 impl BackendConn {
     pub fn deprecate_eof(&self) -> bool {
-        self.capabilities & auth::CLIENT_DEPRECATE_EOF != 0
+        self.capabilities & u64::from(auth::CLIENT_DEPRECATE_EOF) != 0
     }
 
     /// Connects and authenticates. Server errors (wrong password, unknown
@@ -96,11 +98,8 @@ impl BackendConn {
             .await
             .map_err(unreachable)?;
         let greeting = auth::parse_backend_greeting(&payload)?;
-        let caps = auth::backend_capabilities(
-            p.client_capabilities,
-            greeting.capabilities,
-            p.database.is_some(),
-        );
+        let caps =
+            auth::backend_capabilities(p.client_capabilities, &greeting, p.database.is_some());
         let login =
             auth::backend_login(&greeting, caps, p.collation, p.user, p.password, p.database)?;
         let mut out = BytesMut::with_capacity(login.len() + 4);

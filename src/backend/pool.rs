@@ -31,11 +31,12 @@ impl Default for PoolConfig {
 }
 
 /// Connections are interchangeable only with the same login and the same
-/// format-affecting capabilities and initial collation.
+/// format-affecting capabilities (MariaDB's extended ones, such as
+/// EXTENDED_METADATA, in bits 32..63) and initial collation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PoolKey {
     pub user: String,
-    pub capabilities: u32,
+    pub capabilities: u64,
     pub collation: u8,
 }
 

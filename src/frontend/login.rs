@@ -71,6 +71,8 @@ where
         }
     };
     login.capabilities &= identity.capabilities | auth::CLIENT_SSL;
+    // Only the extended capabilities the greeting offered.
+    login.mariadb_capabilities &= identity.mariadb_capabilities;
     let mut seq = seq.wrapping_add(1);
 
     let wants_other_plugin = login.capabilities & CLIENT_PLUGIN_AUTH != 0

@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::backend::PoolKey;
 use crate::context::Context;
-use crate::protocol::auth::{CLIENT_COMPRESS, FORWARDED_CAPABILITIES};
+use crate::protocol::auth::CLIENT_COMPRESS;
 use crate::protocol::packet::PacketReader;
 use crate::protocol::MyError;
 use registry::SessionInfo;
@@ -93,7 +93,7 @@ async fn handle_client(mut stream: TcpStream, peer: SocketAddr, ctx: &Arc<Contex
         password: authed.password,
         pool_key: PoolKey {
             user: login.user.clone(),
-            capabilities: login.capabilities & FORWARDED_CAPABILITIES,
+            capabilities: login.forwarded_capabilities(),
             collation: login.collation,
         },
         schema: login.database.clone(),

@@ -2,7 +2,7 @@
 //! types and scrambles. Both sides live here: Gantry as a server (to its
 //! clients) and as a client (to its backends).
 
-use mysql_common::constants::{CapabilityFlags, StatusFlags};
+use mysql_common::constants::{CapabilityFlags, MariadbCapabilities, StatusFlags};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakePacket, HandshakeResponse};
 use mysql_common::proto::{MyDeserialize, MySerialize};
@@ -39,9 +39,34 @@ pub const PROXY_CAPABILITIES: u32 = 0x0000_0001 // LONG_PASSWORD
     | 0x0080_0000 // SESSION_TRACK
     | 0x0100_0000; // DEPRECATE_EOF
 
+/// MariaDB's extended capabilities (the 4 bytes a MariaDB server puts in the
+/// greeting's filler, and a MariaDB client in its login's filler, when
+/// CLIENT_MYSQL is clear). In a combined `u64` they are bits 32..63, as in
+/// MariaDB's own code.
+pub const MARIADB_CLIENT_PROGRESS: u32 = 1 << 0;
+pub const MARIADB_CLIENT_STMT_BULK_OPERATIONS: u32 = 1 << 2;
+pub const MARIADB_CLIENT_EXTENDED_METADATA: u32 = 1 << 3;
+pub const MARIADB_CLIENT_CACHE_METADATA: u32 = 1 << 4;
+
+/// Extended capabilities Gantry can offer, before intersecting with the
+/// primary's. EXTENDED_METADATA only adds type information inside column
+/// definitions, which are forwarded unchanged. Not offered, because their
+/// wire effects are not handled end to end:
+/// - PROGRESS: 0xFF progress packets in the middle of a response, which the
+///   response scanner would take for the final ERR;
+/// - COM_MULTI (bit 1): obsolete;
+/// - STMT_BULK_OPERATIONS and BULK_UNIT_RESULTS (bit 5): COM_STMT_BULK_EXECUTE
+///   (0xFA) is not routed, its statement id not rewritten, its answer not
+///   scanned;
+/// - CACHE_METADATA: COM_STMT_EXECUTE result sets get a "metadata follows"
+///   byte and may omit column definitions, which the scanner does not expect,
+///   and the client's cache would have to hold across backend connections.
+pub const PROXY_MARIADB_CAPABILITIES: u32 = MARIADB_CLIENT_EXTENDED_METADATA;
+
 /// Client capabilities that change what the server sends or accepts, so a
-/// backend connection must have the same ones as the client it serves.
-pub const FORWARDED_CAPABILITIES: u32 = 0x0000_0002 // FOUND_ROWS
+/// backend connection must have the same ones as the client it serves (and
+/// pools are keyed by them). Bits 32..63 are MariaDB's extended ones.
+pub const FORWARDED_CAPABILITIES: u64 = 0x0000_0002 // FOUND_ROWS
     | 0x0000_0004 // LONG_FLAG
     | 0x0000_0010 // NO_SCHEMA
     | 0x0000_0040 // ODBC
@@ -52,7 +77,8 @@ pub const FORWARDED_CAPABILITIES: u32 = 0x0000_0002 // FOUND_ROWS
     | 0x0002_0000 // MULTI_RESULTS
     | 0x0004_0000 // PS_MULTI_RESULTS
     | 0x0080_0000 // SESSION_TRACK
-    | 0x0100_0000; // DEPRECATE_EOF
+    | 0x0100_0000 // DEPRECATE_EOF
+    | (MARIADB_CLIENT_EXTENDED_METADATA as u64) << 32;
 
 /// Capabilities Gantry always uses towards a backend.
 const BACKEND_BASE_CAPABILITIES: u32 = 0x0000_0001 // LONG_PASSWORD
@@ -63,6 +89,10 @@ const BACKEND_BASE_CAPABILITIES: u32 = 0x0000_0001 // LONG_PASSWORD
     | 0x0020_0000 // PLUGIN_AUTH_LENENC_CLIENT_DATA
     | 0x0080_0000; // SESSION_TRACK: the server reports state changes
 
+/// CLIENT_LONG_PASSWORD, called CLIENT_MYSQL by MariaDB: a MariaDB server
+/// clears it in its greeting to say the extended capabilities follow, and a
+/// MariaDB client clears it to send its own.
+pub const CLIENT_MYSQL: u32 = 0x0000_0001;
 pub const CLIENT_CONNECT_WITH_DB: u32 = 0x0000_0008;
 pub const CLIENT_COMPRESS: u32 = 0x0000_0020;
 pub const CLIENT_PROTOCOL_41: u32 = 0x0000_0200;
@@ -77,6 +107,9 @@ pub const CLIENT_MULTI_STATEMENTS: u32 = 0x0001_0000;
 pub struct ServerIdentity {
     pub version: String,
     pub capabilities: u32,
+    /// MariaDB extended capabilities offered; non-zero only for a
+    /// MariaDB-flavoured greeting (CLIENT_MYSQL clear).
+    pub mariadb_capabilities: u32,
     pub collation: u8,
 }
 
@@ -86,6 +119,7 @@ impl ServerIdentity {
         Self {
             version: version.unwrap_or("5.7.99-gantry").to_string(),
             capabilities: PROXY_CAPABILITIES,
+            mariadb_capabilities: 0,
             collation: 45, // utf8mb4_general_ci
         }
     }
@@ -96,29 +130,40 @@ impl ServerIdentity {
             version: version_override
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("{}-gantry", greeting.version)),
+            // CLIENT_MYSQL as the primary has it: clear for MariaDB.
             capabilities: (greeting.capabilities & PROXY_CAPABILITIES) | CLIENT_COMPRESS,
+            mariadb_capabilities: greeting.mariadb_capabilities & PROXY_MARIADB_CAPABILITIES,
             collation: greeting.collation,
         }
     }
 }
 
-/// Builds Gantry's initial handshake (protocol 10) payload.
+/// Builds Gantry's initial handshake (protocol 10) payload. With MariaDB
+/// extended capabilities to offer, CLIENT_MYSQL is cleared and they go in
+/// the last 4 of the 10 reserved bytes.
 pub fn server_greeting(id: &ServerIdentity, connection_id: u32, nonce: &[u8; 20]) -> Vec<u8> {
     let mut scramble_1 = [0u8; 8];
     scramble_1.copy_from_slice(&nonce[..8]);
     let mut scramble_2 = nonce[8..].to_vec();
     scramble_2.push(0);
+    let mut caps = id.capabilities;
+    if id.mariadb_capabilities != 0 {
+        caps &= !CLIENT_MYSQL;
+    }
     let packet = HandshakePacket::new(
         10,
         id.version.as_bytes(),
         connection_id,
         scramble_1,
         Some(scramble_2),
-        CapabilityFlags::from_bits_truncate(id.capabilities),
+        CapabilityFlags::from_bits_truncate(caps),
         id.collation,
         StatusFlags::SERVER_STATUS_AUTOCOMMIT,
         Some(NATIVE_PASSWORD.as_bytes()),
-    );
+    )
+    .with_mariadb_ext_capabilities(MariadbCapabilities::from_bits_truncate(
+        id.mariadb_capabilities,
+    ));
     let mut out = Vec::with_capacity(128);
     packet.serialize(&mut out);
     out
@@ -128,6 +173,8 @@ pub fn server_greeting(id: &ServerIdentity, connection_id: u32, nonce: &[u8; 20]
 #[derive(Clone)]
 pub struct ClientLogin {
     pub capabilities: u32,
+    /// MariaDB extended capabilities; 0 when the client set CLIENT_MYSQL.
+    pub mariadb_capabilities: u32,
     pub collation: u8,
     pub user: String,
     pub auth_response: Vec<u8>,
@@ -139,6 +186,10 @@ impl std::fmt::Debug for ClientLogin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientLogin")
             .field("capabilities", &format_args!("{:#x}", self.capabilities))
+            .field(
+                "mariadb_capabilities",
+                &format_args!("{:#x}", self.mariadb_capabilities),
+            )
             .field("user", &self.user)
             .field("database", &self.database)
             .field("auth_plugin", &self.auth_plugin)
@@ -167,8 +218,17 @@ pub fn parse_login(payload: &[u8]) -> Result<ClientLogin, MyError> {
     }
     let resp = HandshakeResponse::deserialize((), &mut ParseBuf(payload))
         .map_err(|_| MyError::new(1043, "08S01", "Bad handshake"))?;
+    let capabilities = resp.capabilities().bits();
+    // mysql_common reads the last 4 filler bytes whatever the flags say; they
+    // carry extended capabilities only from a client without CLIENT_MYSQL.
+    let mariadb_capabilities = if capabilities & CLIENT_MYSQL == 0 {
+        resp.mariadb_ext_capabilities().bits()
+    } else {
+        0
+    };
     Ok(ClientLogin {
-        capabilities: resp.capabilities().bits(),
+        capabilities,
+        mariadb_capabilities,
         collation: resp.collation(),
         user: String::from_utf8_lossy(resp.user()).into_owned(),
         auth_response: resp.scramble_buf().to_vec(),
@@ -180,6 +240,19 @@ pub fn parse_login(payload: &[u8]) -> Result<ClientLogin, MyError> {
             .auth_plugin()
             .map(|p| String::from_utf8_lossy(p.as_bytes()).into_owned()),
     })
+}
+
+impl ClientLogin {
+    /// The capabilities a backend connection serving this client must share
+    /// with it (standard ones in bits 0..31, MariaDB's in 32..63).
+    pub fn forwarded_capabilities(&self) -> u64 {
+        combined(self.capabilities, self.mariadb_capabilities) & FORWARDED_CAPABILITIES
+    }
+}
+
+/// Standard and MariaDB extended capabilities in one `u64`.
+pub fn combined(capabilities: u32, mariadb_capabilities: u32) -> u64 {
+    u64::from(capabilities) | u64::from(mariadb_capabilities) << 32
 }
 
 /// Checks a mysql_native_password response against the clear password.
@@ -209,6 +282,8 @@ pub struct BackendGreeting {
     pub version: String,
     pub connection_id: u32,
     pub capabilities: u32,
+    /// MariaDB extended capabilities; 0 unless CLIENT_MYSQL is clear.
+    pub mariadb_capabilities: u32,
     pub collation: u8,
     pub nonce: Vec<u8>,
     pub auth_plugin: String,
@@ -221,10 +296,17 @@ pub fn parse_backend_greeting(payload: &[u8]) -> Result<BackendGreeting, MyError
     }
     let hs = HandshakePacket::deserialize((), &mut ParseBuf(payload))
         .map_err(|_| MyError::new(2027, "HY000", "Malformed backend handshake"))?;
+    let capabilities = hs.capabilities().bits();
+    let mariadb_capabilities = if capabilities & CLIENT_MYSQL == 0 {
+        hs.mariadb_ext_capabilities().bits()
+    } else {
+        0
+    };
     Ok(BackendGreeting {
         version: hs.server_version_str().into_owned(),
         connection_id: hs.connection_id(),
-        capabilities: hs.capabilities().bits(),
+        capabilities,
+        mariadb_capabilities,
         collation: hs.default_collation(),
         nonce: hs.nonce(),
         auth_plugin: hs
@@ -244,13 +326,20 @@ pub fn scramble_for(plugin: &str, nonce: &[u8], password: &str) -> Option<Vec<u8
     }
 }
 
-/// Capabilities to request from a backend for a client with `client_caps`.
-pub fn backend_capabilities(client_caps: u32, server_caps: u32, with_db: bool) -> u32 {
-    let mut caps =
-        (BACKEND_BASE_CAPABILITIES | (client_caps & FORWARDED_CAPABILITIES)) & server_caps;
-    caps |= BACKEND_BASE_CAPABILITIES & server_caps;
+/// Capabilities to request from a backend for a client with `client_caps`
+/// (both combined: MariaDB's extended ones in bits 32..63). Extended ones
+/// are requested only from a server that offers them, and then without
+/// CLIENT_MYSQL so the server reads them.
+pub fn backend_capabilities(client_caps: u64, greeting: &BackendGreeting, with_db: bool) -> u64 {
+    let server_caps = combined(greeting.capabilities, greeting.mariadb_capabilities);
+    let base = u64::from(BACKEND_BASE_CAPABILITIES);
+    let mut caps = (base | (client_caps & FORWARDED_CAPABILITIES)) & server_caps;
+    caps |= base & server_caps;
+    if caps >> 32 != 0 {
+        caps &= !u64::from(CLIENT_MYSQL);
+    }
     if with_db {
-        caps |= CLIENT_CONNECT_WITH_DB;
+        caps |= u64::from(CLIENT_CONNECT_WITH_DB);
     }
     caps
 }
@@ -258,7 +347,7 @@ pub fn backend_capabilities(client_caps: u32, server_caps: u32, with_db: bool) -
 /// HandshakeResponse41 payload to a backend.
 pub fn backend_login(
     greeting: &BackendGreeting,
-    caps: u32,
+    caps: u64,
     collation: u8,
     user: &str,
     password: &str,
@@ -280,10 +369,11 @@ pub fn backend_login(
         Some(user.as_bytes()),
         database.map(str::as_bytes),
         Some(plugin),
-        CapabilityFlags::from_bits_truncate(caps),
+        CapabilityFlags::from_bits_truncate(caps as u32),
         None,
         16 * 1024 * 1024,
-    );
+    )
+    .with_mariadb_ext_capabilities(MariadbCapabilities::from_bits_truncate((caps >> 32) as u32));
     let mut out = Vec::with_capacity(128);
     resp.serialize(&mut out);
     // mysql_common always writes utf8mb4_general_ci; use the client's.
@@ -294,6 +384,141 @@ pub fn backend_login(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const EXT_META: u64 = (MARIADB_CLIENT_EXTENDED_METADATA as u64) << 32;
+
+    fn mysql_greeting() -> BackendGreeting {
+        BackendGreeting {
+            version: "8.0.40".into(),
+            connection_id: 1,
+            capabilities: PROXY_CAPABILITIES,
+            mariadb_capabilities: 0,
+            collation: 45,
+            nonce: b"0123456789abcdefghij".to_vec(),
+            auth_plugin: NATIVE_PASSWORD.into(),
+        }
+    }
+
+    /// What MariaDB 10.11 offers: CLIENT_MYSQL clear, extended capabilities
+    /// PROGRESS, STMT_BULK_OPERATIONS, EXTENDED_METADATA, CACHE_METADATA and
+    /// BULK_UNIT_RESULTS (bit 5).
+    fn mariadb_greeting() -> BackendGreeting {
+        BackendGreeting {
+            version: "5.5.5-10.11.14-MariaDB".into(),
+            capabilities: PROXY_CAPABILITIES & !CLIENT_MYSQL,
+            mariadb_capabilities: MARIADB_CLIENT_PROGRESS
+                | MARIADB_CLIENT_STMT_BULK_OPERATIONS
+                | MARIADB_CLIENT_EXTENDED_METADATA
+                | MARIADB_CLIENT_CACHE_METADATA
+                | 1 << 5,
+            ..mysql_greeting()
+        }
+    }
+
+    /// Offset of the greeting's 10 reserved bytes in `payload`.
+    fn greeting_reserved_at(payload: &[u8]) -> usize {
+        let version_end = payload[1..].iter().position(|&b| b == 0).unwrap() + 1;
+        // NUL, connection id 4, scramble 8, filler 1, caps 2, collation 1,
+        // status 2, caps 2, auth data length 1.
+        version_end + 1 + 4 + 8 + 1 + 2 + 1 + 2 + 2 + 1
+    }
+
+    /// A HandshakeResponse41 header (no plugin auth) with `caps` and the 4
+    /// bytes after the 19 zero filler bytes set to `last4`.
+    fn login_payload(caps: u32, last4: u32) -> Vec<u8> {
+        let mut p = Vec::new();
+        p.extend_from_slice(&caps.to_le_bytes());
+        p.extend_from_slice(&(16u32 << 20).to_le_bytes());
+        p.push(45);
+        p.extend_from_slice(&[0; 19]);
+        p.extend_from_slice(&last4.to_le_bytes());
+        p.extend_from_slice(b"app\0");
+        p.push(0); // empty auth response (SECURE_CONNECTION: length byte)
+        p
+    }
+
+    #[test]
+    fn mariadb_greeting_offers_extended_metadata_only() {
+        let id = ServerIdentity::from_backend(&mariadb_greeting(), None);
+        assert_eq!(id.mariadb_capabilities, MARIADB_CLIENT_EXTENDED_METADATA);
+        let payload = server_greeting(&id, 7, &[b'n'; 20]);
+        let at = greeting_reserved_at(&payload);
+        assert_eq!(&payload[at..at + 6], &[0; 6]);
+        assert_eq!(
+            &payload[at + 6..at + 10],
+            &MARIADB_CLIENT_EXTENDED_METADATA.to_le_bytes()
+        );
+        let g = parse_backend_greeting(&payload).unwrap();
+        assert_eq!(g.capabilities & CLIENT_MYSQL, 0, "CLIENT_MYSQL cleared");
+        assert_eq!(g.mariadb_capabilities, MARIADB_CLIENT_EXTENDED_METADATA);
+        assert_eq!(g.connection_id, 7);
+        assert_eq!(g.nonce, vec![b'n'; 20]);
+    }
+
+    #[test]
+    fn mysql_greeting_has_no_extended_capabilities() {
+        let id = ServerIdentity::from_backend(&mysql_greeting(), None);
+        assert_eq!(id.mariadb_capabilities, 0);
+        let payload = server_greeting(&id, 7, &[b'n'; 20]);
+        let at = greeting_reserved_at(&payload);
+        assert_eq!(&payload[at..at + 10], &[0; 10]);
+        let g = parse_backend_greeting(&payload).unwrap();
+        assert_ne!(g.capabilities & CLIENT_MYSQL, 0);
+        assert_eq!(g.mariadb_capabilities, 0);
+        // Filler bytes from a server that set CLIENT_MYSQL mean nothing.
+        let mut odd = payload.clone();
+        odd[at + 6] = 0xff;
+        assert_eq!(
+            parse_backend_greeting(&odd).unwrap().mariadb_capabilities,
+            0
+        );
+    }
+
+    #[test]
+    fn login_extended_capabilities_read_only_without_client_mysql() {
+        let base = CLIENT_PROTOCOL_41 | 0x0000_8000; // SECURE_CONNECTION
+        let ext = MARIADB_CLIENT_EXTENDED_METADATA | MARIADB_CLIENT_PROGRESS;
+        // A MariaDB client: CLIENT_MYSQL clear, extended capabilities read.
+        let maria = parse_login(&login_payload(base, ext)).unwrap();
+        assert_eq!(maria.user, "app");
+        assert_eq!(maria.mariadb_capabilities, ext);
+        assert_eq!(
+            maria.forwarded_capabilities() >> 32,
+            u64::from(MARIADB_CLIENT_EXTENDED_METADATA),
+            "only EXTENDED_METADATA is forwarded"
+        );
+        // A MySQL-flavoured client: CLIENT_MYSQL set, the bytes are filler.
+        let mysql = parse_login(&login_payload(base | CLIENT_MYSQL, ext)).unwrap();
+        assert_eq!(mysql.mariadb_capabilities, 0);
+        assert_eq!(mysql.forwarded_capabilities() >> 32, 0);
+    }
+
+    #[test]
+    fn backend_login_requests_extended_metadata_from_mariadb_only() {
+        let client = EXT_META | u64::from(CLIENT_DEPRECATE_EOF);
+        // MariaDB: requested, CLIENT_MYSQL cleared, in the last 4 filler bytes.
+        let maria = mariadb_greeting();
+        let caps = backend_capabilities(client, &maria, false);
+        assert_eq!(caps >> 32, u64::from(MARIADB_CLIENT_EXTENDED_METADATA));
+        assert_eq!(caps & u64::from(CLIENT_MYSQL), 0);
+        let payload = backend_login(&maria, caps, 45, "app", "app_pw", None).unwrap();
+        assert_eq!(payload[0] & 1, 0);
+        assert_eq!(
+            &payload[28..32],
+            &MARIADB_CLIENT_EXTENDED_METADATA.to_le_bytes()
+        );
+        let login = parse_login(&payload).unwrap();
+        assert_eq!(login.forwarded_capabilities() & EXT_META, EXT_META);
+        // A client without it gets none, and no server-only extras either.
+        let plain = backend_capabilities(u64::from(CLIENT_DEPRECATE_EOF), &maria, false);
+        assert_eq!(plain >> 32, 0);
+        let payload = backend_login(&maria, plain, 45, "app", "app_pw", None).unwrap();
+        assert_eq!(&payload[28..32], &[0; 4]);
+        // A MySQL server: never requested, CLIENT_MYSQL kept.
+        let mysql = backend_capabilities(client, &mysql_greeting(), false);
+        assert_eq!(mysql >> 32, 0);
+        assert_ne!(mysql & u64::from(CLIENT_MYSQL), 0);
+    }
 
     #[test]
     fn greeting_round_trips_through_mysql_common() {
@@ -310,15 +535,8 @@ mod tests {
 
     #[test]
     fn login_round_trip_and_native_check() {
-        let greeting = BackendGreeting {
-            version: "10.11".into(),
-            connection_id: 1,
-            capabilities: PROXY_CAPABILITIES,
-            collation: 45,
-            nonce: b"0123456789abcdefghij".to_vec(),
-            auth_plugin: NATIVE_PASSWORD.into(),
-        };
-        let caps = backend_capabilities(PROXY_CAPABILITIES, PROXY_CAPABILITIES, true);
+        let greeting = mysql_greeting();
+        let caps = backend_capabilities(PROXY_CAPABILITIES.into(), &greeting, true);
         let payload = backend_login(&greeting, caps, 33, "app", "app_pw", Some("sbtest")).unwrap();
         let login = parse_login(&payload).unwrap();
         assert_eq!(login.user, "app");
@@ -350,18 +568,18 @@ mod tests {
 
     #[test]
     fn backend_caps_follow_client_format_flags() {
-        let server = PROXY_CAPABILITIES;
+        let server = mysql_greeting();
         let with = backend_capabilities(
-            CLIENT_DEPRECATE_EOF | CLIENT_MULTI_STATEMENTS,
-            server,
+            (CLIENT_DEPRECATE_EOF | CLIENT_MULTI_STATEMENTS).into(),
+            &server,
             false,
         );
-        assert_ne!(with & CLIENT_DEPRECATE_EOF, 0);
-        assert_ne!(with & CLIENT_MULTI_STATEMENTS, 0);
-        let without = backend_capabilities(0, server, false);
-        assert_eq!(without & CLIENT_DEPRECATE_EOF, 0);
-        assert_ne!(without & CLIENT_PROTOCOL_41, 0);
-        assert_eq!(without & CLIENT_CONNECT_WITH_DB, 0);
+        assert_ne!(with & u64::from(CLIENT_DEPRECATE_EOF), 0);
+        assert_ne!(with & u64::from(CLIENT_MULTI_STATEMENTS), 0);
+        let without = backend_capabilities(0, &server, false);
+        assert_eq!(without & u64::from(CLIENT_DEPRECATE_EOF), 0);
+        assert_ne!(without & u64::from(CLIENT_PROTOCOL_41), 0);
+        assert_eq!(without & u64::from(CLIENT_CONNECT_WITH_DB), 0);
     }
 
     #[test]
