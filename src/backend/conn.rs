@@ -280,7 +280,7 @@ impl BackendConn {
     /// A scanner for a response on this connection.
     pub fn scanner(&self, expect: Expect) -> ResponseScanner {
         let mut sc = ResponseScanner::new(expect, self.deprecate_eof());
-        sc.session_track = self.capabilities & auth::CLIENT_SESSION_TRACK != 0;
+        sc.session_track = self.capabilities & u64::from(auth::CLIENT_SESSION_TRACK) != 0;
         sc
     }
 

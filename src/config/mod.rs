@@ -101,7 +101,7 @@ const OPTIONS: &[OptSpec] = &[
     opt("auto-discover-replicas", Kind::Bool, "true", "Find replicas of the primary and add them automatically"),
     opt("auto-failover", Kind::Bool, "false", "Reserved (not implemented): promote a replica when the primary is down"),
     opt("notification-script", Kind::Str, "(none)", "Program run on topology changes (failover, backend up/down); empty = none"),
-    opt("consistency", Kind::Str, "eventual", "Read consistency: eventual|read-your-writes|global"),
+    opt("consistency", Kind::Str, "read-your-writes", "Read consistency: eventual|read-your-writes|global"),
     opt("causal-read-timeout-ms", int(0, HOUR_MS), "1000", "How long a read waits for a replica to catch up before going to the primary (ms)"),
     opt("user-consistency", Kind::List, "(none)", "Per-user read consistency, user:mode (overrides consistency for that user)"),
     opt("metrics-address", Kind::Str, "(off)", "Prometheus metrics address (ip:port); empty = off"),
@@ -174,10 +174,12 @@ impl FromStr for LogLevel {
 /// Read consistency (`consistency`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Consistency {
-    /// Reads go to any healthy replica within `max-replica-lag`.
-    #[default]
+    /// Reads go to any healthy replica within `max-replica-lag` (Atlas).
     Eventual,
-    /// A session's reads see that session's own earlier writes.
+    /// A session's reads see that session's own earlier writes: the
+    /// default, since it costs no extra round trip (the write position
+    /// comes from the session tracker).
+    #[default]
     ReadYourWrites,
     /// Reads see every write acknowledged before they started.
     Global,

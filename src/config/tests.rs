@@ -131,7 +131,7 @@ fn cli_only() {
     assert!(c.auto_discover_replicas);
     assert!(!c.auto_failover);
     assert_eq!(c.notification_script, None);
-    assert_eq!(c.consistency, Consistency::Eventual);
+    assert_eq!(c.consistency, Consistency::ReadYourWrites);
     assert_eq!(c.causal_read_timeout_ms, 1000);
     assert_eq!(c.metrics_address, None);
     assert_eq!(c.server_version, None);

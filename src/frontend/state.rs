@@ -140,7 +140,10 @@ impl SessionState {
             .iter()
             .filter(|kv| !is_collation(&kv.0))
             .chain(self.vars.iter().filter(|kv| is_collation(&kv.0)));
-        let parts: Vec<String> = ordered.filter(differs).map(|(k, v)| assignment(k, v)).collect();
+        let parts: Vec<String> = ordered
+            .filter(differs)
+            .map(|(k, v)| assignment(k, v))
+            .collect();
         (!parts.is_empty()).then(|| format!("SET {}", parts.join(", ")))
     }
 }
@@ -156,7 +159,11 @@ fn assignment(key: &Var, value: &str) -> String {
 /// they are, strings quoted; an empty character_set_results is NULL.
 fn system_literal(name: &str, value: &str) -> String {
     let numeric = !value.is_empty()
-        && value.strip_prefix('-').unwrap_or(value).bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && value
+            .strip_prefix('-')
+            .unwrap_or(value)
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.')
         && value.bytes().filter(|b| *b == b'.').count() <= 1
         && !value.ends_with('.');
     if numeric {

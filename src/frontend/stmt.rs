@@ -154,7 +154,7 @@ mod tests {
         ClientStatement {
             key: 1,
             sql: Arc::from(&b"SELECT ?"[..]),
-            route: Route::Replica,
+            class: crate::router::classify(b"SELECT ?"),
             params,
             param_types: None,
             long_data: Vec::new(),

@@ -242,6 +242,9 @@ mod tests {
         assert!(ok_layout(&p).is_none());
         // Garbage entries end the iteration.
         assert_eq!(entries(&[0, 200, 1]).count(), 0);
-        assert_eq!(entries(&[0, 2, 9, 9]).collect::<Vec<_>>(), [TrackEntry::Other]);
+        assert_eq!(
+            entries(&[0, 2, 9, 9]).collect::<Vec<_>>(),
+            [TrackEntry::Other]
+        );
     }
 }

@@ -24,6 +24,7 @@ fn expect(sql: &[u8], route: Route, kind: StatementKind, flags: &str) {
         drops_temp_table: has("tmp-"),
         uses_user_lock: has("lock"),
         calc_found_rows: has("calc"),
+        holds: classify(sql).holds,
     };
     assert_eq!(classify(sql), want, "{}", String::from_utf8_lossy(sql));
 }
@@ -765,4 +766,31 @@ fn use_schema_forms() {
     ] {
         assert_eq!(use_schema(sql), None, "{}", String::from_utf8_lossy(sql));
     }
+}
+
+#[test]
+fn connection_bound_state_the_tracker_does_not_report() {
+    use super::Holds;
+    let holds = |sql: &[u8]| classify(sql).holds;
+    assert_eq!(holds(b"HANDLER t OPEN"), Some(Holds::Handler));
+    assert_eq!(holds(b"handler t read first"), Some(Holds::Handler));
+    assert_eq!(holds(b"HANDLER t CLOSE;"), Some(Holds::HandlerRelease));
+    assert_eq!(holds(b"BACKUP STAGE START"), Some(Holds::BackupStage));
+    assert_eq!(holds(b"backup stage end"), Some(Holds::BackupRelease));
+    assert_eq!(holds(b"XA START 'x'"), Some(Holds::Xa));
+    assert_eq!(holds(b"XA END 'x'"), Some(Holds::Xa));
+    assert_eq!(holds(b"XA COMMIT 'x'"), Some(Holds::XaRelease));
+    assert_eq!(holds(b"XA ROLLBACK 'x'"), Some(Holds::XaRelease));
+    assert_eq!(holds(b"SELECT 1"), None);
+    assert_eq!(classify(b"BACKUP STAGE START").route, Route::Primary);
+}
+
+#[test]
+fn statements_of_a_multi_statement() {
+    let sql = b"KILL 5; SELECT ';' /* ; */; DO 1";
+    let parts: Vec<&[u8]> = super::statement_ranges(sql)
+        .into_iter()
+        .map(|(a, b)| &sql[a..b])
+        .collect();
+    assert_eq!(parts, [&b"KILL 5"[..], b" SELECT ';' /* ; */", b" DO 1"]);
 }

@@ -7,9 +7,9 @@ use super::{End, Session, Target};
 use crate::backend::PoolKey;
 use crate::frontend::login::new_nonce;
 use crate::protocol::auth::{self, FORWARDED_CAPABILITIES};
+use crate::protocol::cmd;
 use crate::protocol::packet::{join_payload, put_packet};
 use crate::protocol::reply::MyError;
-use crate::protocol::cmd;
 
 /// A parsed COM_CHANGE_USER.
 #[derive(Debug, PartialEq, Eq)]
@@ -274,7 +274,18 @@ impl Session {
                 .await?;
             return Err(End);
         }
+        // Ownership first, so nobody's session is touched by a KILL the
+        // server would refuse: the same account, or one the server lets
+        // kill others.
         let same_user = target.user.lock().map(|u| *u == self.user).unwrap_or(false);
+        if !same_user && !self.may_kill_others().await {
+            return Ok(Err(not_owner()));
+        }
+        if !query_only {
+            // First, so that the victim's relay ends its session without
+            // answering (its client sees the connection lost, as directly).
+            target.kill();
+        }
         let backend_id = target.backend.load(Ordering::Relaxed);
         let thread = target.backend_thread.load(Ordering::Relaxed);
         let runtime = self
@@ -285,13 +296,6 @@ impl Session {
             .map(|b| b.runtime.clone())
             .filter(|_| thread != 0 && backend_id != 0);
         let Some(runtime) = runtime else {
-            // No backend thread to ask about: ask about the privilege.
-            if !same_user && !self.may_kill_others().await {
-                return Ok(Err(not_owner()));
-            }
-            if !query_only {
-                target.kill();
-            }
             return Ok(Ok(()));
         };
         let pool = runtime.pool(&self.pool_key);
@@ -313,21 +317,23 @@ impl Session {
         };
         match answer {
             // 1094: the statement or connection ended meanwhile; fine.
-            Ok(()) => {}
-            Err(e) if e.code == 1094 => {}
-            Err(e) if e.code == 1095 => return Ok(Err(not_owner())),
-            Err(e) => return Ok(Err(e)),
+            Ok(()) => Ok(Ok(())),
+            Err(e) if e.code == 1094 => Ok(Ok(())),
+            Err(e) if e.code == 1095 => Ok(Err(not_owner())),
+            Err(e) => Ok(Err(e)),
         }
-        if !query_only {
-            target.kill();
-        }
-        Ok(Ok(()))
     }
 
     /// Whether this session's account may kill other accounts' sessions,
     /// as the server decides it (SUPER or CONNECTION ADMIN).
     async fn may_kill_others(&mut self) -> bool {
-        let Some(primary) = self.ctx.topology.load().primary().map(|p| p.runtime.clone()) else {
+        let Some(primary) = self
+            .ctx
+            .topology
+            .load()
+            .primary()
+            .map(|p| p.runtime.clone())
+        else {
             return false;
         };
         let pool = primary.pool(&self.pool_key);

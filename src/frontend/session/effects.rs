@@ -102,12 +102,7 @@ impl Session {
 
     /// What a statement the server ran did to the session, for COM_QUERY and
     /// COM_STMT_EXECUTE alike (`sql` is the statement's text).
-    pub(super) fn statement_effects(
-        &mut self,
-        c: &Classification,
-        sql: &[u8],
-        reported: Reported,
-    ) {
+    pub(super) fn statement_effects(&mut self, c: &Classification, sql: &[u8], reported: Reported) {
         if !reported.ok {
             return;
         }

@@ -178,7 +178,9 @@ impl Session {
             verified_on: None,
             quit: false,
             token: new_token(),
-            client_tracks: s.pool_key.capabilities & crate::protocol::auth::CLIENT_SESSION_TRACK != 0,
+            client_tracks: s.pool_key.capabilities
+                & u64::from(crate::protocol::auth::CLIENT_SESSION_TRACK)
+                != 0,
             track: Vec::new(),
             wait_timeout: None,
             reader: s.reader,
@@ -659,12 +661,16 @@ impl Session {
                 Ok(Err(e)) => {
                     tracing::warn!(backend = %backend.addr, error = %e, "a pooled connection refused its reset; closed");
                     pool.discard(conn);
-                    conn = pool.acquire_new(&self.password, self.state.schema.as_deref()).await?;
+                    conn = pool
+                        .acquire_new(&self.password, self.state.schema.as_deref())
+                        .await?;
                     conn.owner = self.token;
                 }
                 Err(_) => {
                     pool.discard(conn);
-                    conn = pool.acquire_new(&self.password, self.state.schema.as_deref()).await?;
+                    conn = pool
+                        .acquire_new(&self.password, self.state.schema.as_deref())
+                        .await?;
                     conn.owner = self.token;
                 }
             }

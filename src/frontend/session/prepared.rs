@@ -6,13 +6,13 @@ use tokio::io::AsyncWriteExt;
 use super::{End, Session, Target};
 use crate::config::Consistency;
 use crate::frontend::registry::pin;
-use crate::protocol::MAX_PAYLOAD;
 use crate::frontend::stmt::{
     rewrite_execute, set_statement_id, statement_id, statement_key, ClientStatement,
     CURSOR_READ_ONLY,
 };
 use crate::protocol::packet::{header, join_payload, put_packet};
 use crate::protocol::reply::MyError;
+use crate::protocol::MAX_PAYLOAD;
 use crate::protocol::{cmd, status, Expect};
 use crate::router::{self, Route};
 
@@ -35,6 +35,17 @@ impl Session {
         }
     }
 
+    /// The held connection is to a replica that serves reads.
+    fn holds_serving_replica(&self) -> bool {
+        self.held.as_ref().is_some_and(|h| {
+            self.ctx
+                .topology
+                .load()
+                .by_id(h.backend.id)
+                .is_some_and(|b| b.serves_reads())
+        })
+    }
+
     /// COM_STMT_PREPARE: prepared on the backend its statements will mostly
     /// run on; the answer goes back with Gantry's statement id.
     pub(super) async fn stmt_prepare(&mut self, request: &[u8]) -> Result<(), End> {
@@ -45,7 +56,12 @@ impl Session {
         } else {
             router::classify(&sql)
         };
-        if !self.prepare_conn(self.statement_target(class.route)).await? {
+        let mut target = self.statement_target(class.route);
+        if target == Target::Replica && self.holds_serving_replica() {
+            // Prepare where the session is: the execute picks its replica.
+            target = Target::Current;
+        }
+        if !self.prepare_conn(target).await? {
             return Ok(());
         }
         let key = statement_key(self.state.schema.as_deref(), &sql);
