@@ -66,7 +66,7 @@ async fn read_your_writes_never_misses_where_eventual_does() {
     let t = Topology::start();
     let delayed = &t.replicas[0];
     delayed.sql("STOP SLAVE; CHANGE MASTER TO MASTER_DELAY=2; START SLAVE");
-    let g = Gantry::start(&t, &[]);
+    let g = Gantry::start(&t, &["--consistency", "eventual"]);
     let mut c = connect(&g).await;
     let table = common::unique_name("ryw");
     c.query_drop(format!("CREATE TABLE {table} (id INT PRIMARY KEY)"))
@@ -74,7 +74,7 @@ async fn read_your_writes_never_misses_where_eventual_does() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
 
-    // eventual (the default): reads that land on the delayed replica miss.
+    // eventual (Atlas's behaviour): reads that land on the delayed replica miss.
     let (missed, _) = insert_then_read(&mut c, &table, 0, 200, t.primary.port).await;
     assert!(
         missed > 0,

@@ -2,9 +2,11 @@
 //! topology snapshot the data path reads through `arc-swap`.
 
 pub mod conn;
+pub mod lease;
 pub mod pool;
 pub mod topology;
 
 pub use conn::{BackendConn, ConnectParams};
+pub use lease::Lease;
 pub use pool::{Pool, PoolConfig, PoolKey};
 pub use topology::{BackendEntry, BackendRuntime, BackendState, Role, Topology};

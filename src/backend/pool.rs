@@ -5,10 +5,12 @@
 
 use crossbeam_queue::ArrayQueue;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::conn::{BackendConn, ConnectParams};
+use super::lease::Lease;
 use crate::protocol::MyError;
 
 #[derive(Debug, Clone, Copy)]
@@ -85,19 +87,41 @@ impl Pool {
     }
 
     /// Takes a connection, connecting a new one if none is idle; waits up to
-    /// the acquire timeout when the pool is at its size limit.
+    /// the acquire timeout when the pool is at its size limit. The lease
+    /// gives it back when dropped.
     pub async fn acquire(
+        self: &Arc<Self>,
+        password: &str,
+        database: Option<&str>,
+    ) -> Result<Lease, MyError> {
+        self.reserve_slot().await?;
+        while let Some(mut conn) = self.idle.pop() {
+            if conn.last_used.elapsed() < PROBE_AFTER || !conn.is_stale() {
+                return Ok(Lease::new(conn, self.clone()));
+            }
+            self.stats.open.fetch_sub(1, Ordering::Relaxed);
+        }
+        let conn = self.connect_into_slot(password, database).await?;
+        Ok(Lease::new(conn, self.clone()))
+    }
+
+    /// A new connection, never an idle one.
+    pub async fn acquire_fresh(
+        self: &Arc<Self>,
+        password: &str,
+        database: Option<&str>,
+    ) -> Result<Lease, MyError> {
+        self.reserve_slot().await?;
+        let conn = self.connect_into_slot(password, database).await?;
+        Ok(Lease::new(conn, self.clone()))
+    }
+
+    /// Connects for a slot already reserved; frees the slot on failure.
+    pub(super) async fn connect_into_slot(
         &self,
         password: &str,
         database: Option<&str>,
     ) -> Result<BackendConn, MyError> {
-        self.reserve_slot().await?;
-        while let Some(mut conn) = self.idle.pop() {
-            if conn.last_used.elapsed() < PROBE_AFTER || !conn.is_stale() {
-                return Ok(conn);
-            }
-            self.stats.open.fetch_sub(1, Ordering::Relaxed);
-        }
         match BackendConn::connect(&self.params(password, database)).await {
             Ok(conn) => {
                 self.stats.open.fetch_add(1, Ordering::Relaxed);
@@ -112,26 +136,10 @@ impl Pool {
         }
     }
 
-    /// A new connection in a slot freed by a discarded one (the caller
-    /// discarded a connection it had acquired and needs another now).
-    pub async fn acquire_new(
-        &self,
-        password: &str,
-        database: Option<&str>,
-    ) -> Result<BackendConn, MyError> {
-        self.reserve_slot().await?;
-        match BackendConn::connect(&self.params(password, database)).await {
-            Ok(conn) => {
-                self.stats.open.fetch_add(1, Ordering::Relaxed);
-                self.stats.created.fetch_add(1, Ordering::Relaxed);
-                Ok(conn)
-            }
-            Err(e) => {
-                self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                self.free_slot();
-                Err(e)
-            }
-        }
+    /// Closes a leased connection but keeps its slot (a replacement follows).
+    pub(super) fn forget(&self, conn: BackendConn) {
+        drop(conn);
+        self.stats.open.fetch_sub(1, Ordering::Relaxed);
     }
 
     async fn reserve_slot(&self) -> Result<(), MyError> {
@@ -171,7 +179,7 @@ impl Pool {
     }
 
     /// Returns a healthy connection whose session is clean enough to share.
-    pub fn release(&self, mut conn: BackendConn) {
+    pub(super) fn release(&self, mut conn: BackendConn) {
         conn.last_used = Instant::now();
         if self.closed.load(Ordering::Relaxed) || self.idle.push(conn).is_err() {
             self.stats.open.fetch_sub(1, Ordering::Relaxed);
@@ -180,7 +188,7 @@ impl Pool {
     }
 
     /// Drops a connection that is broken or carries state it must not share.
-    pub fn discard(&self, conn: BackendConn) {
+    pub(super) fn discard(&self, conn: BackendConn) {
         drop(conn);
         self.stats.open.fetch_sub(1, Ordering::Relaxed);
         self.free_slot();
@@ -195,28 +203,6 @@ impl Pool {
             client_capabilities: self.key.capabilities,
             collation: self.key.collation,
             timeout: self.cfg.connect_timeout,
-        }
-    }
-
-    /// A new connection in place of `old` (same pool slot), for a session
-    /// that needs what the old one cannot give back: no current schema.
-    pub async fn reconnect(
-        &self,
-        old: BackendConn,
-        password: &str,
-    ) -> Result<BackendConn, MyError> {
-        drop(old);
-        match BackendConn::connect(&self.params(password, None)).await {
-            Ok(conn) => {
-                self.stats.created.fetch_add(1, Ordering::Relaxed);
-                Ok(conn)
-            }
-            Err(e) => {
-                self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                self.stats.open.fetch_sub(1, Ordering::Relaxed);
-                self.free_slot();
-                Err(e)
-            }
         }
     }
 

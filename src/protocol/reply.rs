@@ -82,17 +82,6 @@ impl MyError {
     pub fn malformed(what: &str) -> Self {
         Self::new(1835, "08S01", format!("Malformed packet: {what}"))
     }
-
-    /// ER_OPTION_PREVENTS_STATEMENT: a write reached a read-only server.
-    pub fn primary_read_only(addr: &str) -> Self {
-        Self::new(
-            1290,
-            "HY000",
-            format!(
-                "The primary {addr} is read-only (a failover may be in progress); retry shortly"
-            ),
-        )
-    }
 }
 
 impl fmt::Display for MyError {

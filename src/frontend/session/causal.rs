@@ -168,8 +168,8 @@ impl Session {
     }
 
     /// A replica for a read that must see `want`, and whether Gantry must
-    /// wait for it: one already verified, one whose last probed position
-    /// covers `want`, else the most advanced one.
+    /// wait for it: one whose last probed position covers `want` (in turn,
+    /// so reads spread), one already verified, else the most advanced one.
     fn causal_candidate(&mut self, want: &Gtid) -> Option<(Arc<BackendRuntime>, bool)> {
         let topo = self.ctx.topology.load();
         let serving: Vec<&Arc<BackendRuntime>> = topo
@@ -178,9 +178,6 @@ impl Session {
             .filter(|b| b.serves_reads())
             .map(|b| &b.runtime)
             .collect();
-        if let Some(rt) = serving.iter().find(|rt| Some(rt.id) == self.verified_on) {
-            return Some(((*rt).clone(), false));
-        }
         let covering: Vec<&&Arc<BackendRuntime>> = serving
             .iter()
             .filter(|rt| {
@@ -193,6 +190,9 @@ impl Session {
         if !covering.is_empty() {
             self.ticket = self.ticket.wrapping_add(1);
             let rt = covering[self.ticket as usize % covering.len()];
+            return Some(((*rt).clone(), false));
+        }
+        if let Some(rt) = serving.iter().find(|rt| Some(rt.id) == self.verified_on) {
             return Some(((*rt).clone(), false));
         }
         serving
@@ -224,17 +224,13 @@ impl Session {
         let flavor = self.flavor();
         match conn.query_value(flavor.server_position_sql()).await {
             Ok(Ok(Some(text))) => {
-                pool.release(conn);
                 let pos = Arc::new(flavor.parse(&text));
                 *cached = Some((started, pos.clone()));
                 Some(pos)
             }
-            Ok(_) => {
-                pool.release(conn);
-                None
-            }
+            Ok(_) => None,
             Err(_) => {
-                pool.discard(conn);
+                conn.discard();
                 None
             }
         }

@@ -198,7 +198,7 @@ impl Session {
         // The old login's connection state must not leak to the new user.
         if let Some(h) = self.held.take() {
             self.info.backend.store(0, Ordering::Relaxed);
-            h.pool.discard(h.conn);
+            h.conn.discard();
         }
         self.reset_session_state();
         self.token = super::new_token();
@@ -248,11 +248,11 @@ impl Session {
     }
 
     /// Kills the statement the target session runs on its backend and, for
-    /// KILL CONNECTION, the session. The server decides who may: the KILL of
-    /// the target's backend thread runs under this session's account (1095
-    /// when it is not the owner and lacks the privilege); a target without a
-    /// backend thread is checked the same way against the account's
-    /// privileges. `Ok(Err)`: the error for the client.
+    /// KILL CONNECTION, the session. Who may is decided as the server
+    /// decides it, before anything is touched: the same account, or one
+    /// with SUPER / CONNECTION ADMIN (asked of the server); the backend
+    /// KILL itself runs under this session's account too. `Ok(Err)`: the
+    /// error for the client (1094, 1095, or the server's).
     pub(super) async fn carry_out_kill(
         &mut self,
         query_only: bool,
@@ -306,12 +306,9 @@ impl Session {
         let what = if query_only { "QUERY" } else { "CONNECTION" };
         let sql = format!("KILL {what} {thread}");
         let answer = match conn.run(cmd::QUERY, sql.as_bytes()).await {
-            Ok(answer) => {
-                pool.release(conn);
-                answer
-            }
+            Ok(answer) => answer,
             Err(_) => {
-                pool.discard(conn);
+                conn.discard();
                 return Ok(Err(MyError::backend_lost(&runtime.addr)));
             }
         };
@@ -345,16 +342,10 @@ impl Session {
              CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', \
              SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')";
         match conn.query_value(SQL).await {
-            Ok(Ok(v)) => {
-                pool.release(conn);
-                v.is_some_and(|n| n != "0")
-            }
-            Ok(Err(_)) => {
-                pool.release(conn);
-                false
-            }
+            Ok(Ok(v)) => v.is_some_and(|n| n != "0"),
+            Ok(Err(_)) => false,
             Err(_) => {
-                pool.discard(conn);
+                conn.discard();
                 false
             }
         }

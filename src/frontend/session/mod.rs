@@ -18,7 +18,7 @@ use super::forward::{forward, ForwardError};
 use super::registry::{pin, SessionInfo};
 use super::state::SessionState;
 use super::stmt::Statements;
-use crate::backend::{BackendConn, BackendRuntime, Pool, PoolKey};
+use crate::backend::{BackendRuntime, Lease, PoolKey};
 use crate::config::Consistency;
 use crate::context::Context;
 use crate::gtid::Gtid;
@@ -30,8 +30,8 @@ use crate::router::{self, Classification, Route, StatementKind};
 /// A backend connection the session is using.
 struct Held {
     backend: Arc<BackendRuntime>,
-    pool: Arc<Pool>,
-    conn: BackendConn,
+    /// Back to its pool (or closed, if marked) when dropped.
+    conn: Lease,
 }
 
 /// Where a command should run.
@@ -302,10 +302,10 @@ impl Session {
                 // Under pressure, also give the connection back at once when
                 // another client starts waiting for one from that pool. (Only
                 // then: listening means a shared waiter list per statement.)
-                let pressed = releasable && held.is_some_and(|h| h.pool.under_pressure());
+                let pressed = releasable && held.is_some_and(|h| h.conn.pool().under_pressure());
                 let wanted = async {
                     match held {
-                        Some(h) if pressed => h.pool.wanted.notified().await,
+                        Some(h) if pressed => h.conn.pool().wanted.notified().await,
                         _ => std::future::pending().await,
                     }
                 };
@@ -649,37 +649,24 @@ impl Session {
 
     async fn acquire(&mut self, backend: Arc<BackendRuntime>) -> Result<(), MyError> {
         let pool = backend.pool(&self.pool_key);
-        let mut conn = pool
-            .acquire(&self.password, self.state.schema.as_deref())
-            .await?;
+        let schema = self.state.schema.as_deref();
+        let mut conn = pool.acquire(&self.password, schema).await?;
         if conn.owner == 0 {
             conn.owner = self.token;
         } else if conn.owner != self.token {
             // It served another session: back to the servers' defaults.
-            match conn.reset_for(self.token).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(backend = %backend.addr, error = %e, "a pooled connection refused its reset; closed");
-                    pool.discard(conn);
-                    conn = pool
-                        .acquire_new(&self.password, self.state.schema.as_deref())
-                        .await?;
-                    conn.owner = self.token;
-                }
-                Err(_) => {
-                    pool.discard(conn);
-                    conn = pool
-                        .acquire_new(&self.password, self.state.schema.as_deref())
-                        .await?;
-                    conn.owner = self.token;
-                }
+            let reset = match conn.reset_for(self.token).await {
+                Ok(r) => r,
+                Err(_) => Err(MyError::backend_lost(&backend.addr)),
+            };
+            if let Err(e) = reset {
+                tracing::warn!(backend = %backend.addr, error = %e, "a pooled connection failed its reset; closed");
+                conn.discard();
+                conn = pool.acquire_fresh(&self.password, schema).await?;
+                conn.owner = self.token;
             }
         }
-        self.hold(Held {
-            backend,
-            pool,
-            conn,
-        });
+        self.hold(Held { backend, conn });
         Ok(())
     }
 
@@ -699,20 +686,14 @@ impl Session {
         {
             // A server cannot unselect a database: a session without one
             // gets a fresh connection in place of this one.
-            let Some(h) = self.held.take() else {
+            let Some(Held { backend, conn }) = self.held.take() else {
                 return Ok(());
             };
-            let Held {
-                backend,
-                pool,
-                conn,
-            } = h;
-            match pool.reconnect(conn, &self.password).await {
-                Ok(conn) => self.hold(Held {
-                    backend,
-                    pool,
-                    conn,
-                }),
+            match conn.reconnect(&self.password).await {
+                Ok(mut conn) => {
+                    conn.owner = self.token;
+                    self.hold(Held { backend, conn });
+                }
                 Err(e) => {
                     self.info.backend.store(0, Ordering::Relaxed);
                     return Err(e);
@@ -781,19 +762,13 @@ impl Session {
 
     /// Gives the held connection back to its pool if its state is shareable.
     fn release_held(&mut self) {
-        if let Some(h) = self.held.take() {
+        if let Some(mut h) = self.held.take() {
             self.info.backend.store(0, Ordering::Relaxed);
-            if self.pins != 0 || self.last_status & status::IN_TRANS != 0 {
-                h.pool.discard(h.conn);
-            } else {
-                let mut conn = h.conn;
-                // Statements the session no longer uses count against the
-                // server's global max_prepared_stmt_count: close them.
-                if conn.close_unused(|key| self.stmts.uses_key(key)) {
-                    h.pool.release(conn);
-                } else {
-                    h.pool.discard(conn);
-                }
+            // Statements the session no longer uses count against the
+            // server's global max_prepared_stmt_count: close them.
+            let stmts = &self.stmts;
+            if self.carries_state() || !h.conn.close_unused(|key| stmts.uses_key(key)) {
+                h.conn.discard_on_drop();
             }
         }
     }
@@ -801,7 +776,7 @@ impl Session {
     fn discard_held(&mut self) {
         if let Some(h) = self.held.take() {
             self.info.backend.store(0, Ordering::Relaxed);
-            h.pool.discard(h.conn);
+            h.conn.discard();
         }
         // Whatever was pinned lived on that connection.
         self.pins = 0;
