@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::frontend::registry::SessionRegistry;
 use crate::gtid::Gtid;
 use crate::protocol::auth::ServerIdentity;
+use crate::shutdown::Shutdown;
 
 /// Data-path settings, replaced as a whole on RELOAD CONFIG.
 #[derive(Debug, Clone)]
@@ -23,6 +24,10 @@ pub struct Settings {
     /// An idle client gives its backend connection back after this long.
     pub idle_release: Duration,
     pub max_client_connections: usize,
+    /// A client must finish logging in within this.
+    pub login_timeout: Duration,
+    /// Connections still logging in, counted apart from logged-in clients.
+    pub max_unauthenticated: usize,
     pub server_version: Option<String>,
 }
 
@@ -32,6 +37,8 @@ impl Default for Settings {
             pool: PoolConfig::default(),
             idle_release: Duration::from_millis(1000),
             max_client_connections: 20_000,
+            login_timeout: Duration::from_millis(10_000),
+            max_unauthenticated: 1000,
             server_version: None,
         }
     }
@@ -84,7 +91,11 @@ pub struct Context {
     /// Backends an operator removed (address, server_id): replica discovery
     /// must not bring them back. ADD SLAVE/MASTER and RELOAD CONFIG clear it.
     pub removed_by_operator: ArcSwap<Vec<(String, Option<u32>)>>,
+    /// Client connections, logging in or logged in.
     pub clients: AtomicUsize,
+    /// Client connections that have not finished logging in.
+    pub unauthenticated: AtomicUsize,
+    pub shutdown: Shutdown,
     pub stats: GlobalStats,
     next_connection_id: AtomicU32,
 }
@@ -111,6 +122,8 @@ impl Context {
             primary_position: tokio::sync::Mutex::new(None),
             removed_by_operator: ArcSwap::from_pointee(Vec::new()),
             clients: AtomicUsize::new(0),
+            unauthenticated: AtomicUsize::new(0),
+            shutdown: Shutdown::default(),
             stats: GlobalStats::default(),
             next_connection_id: AtomicU32::new(1),
         })
@@ -126,6 +139,19 @@ impl Context {
             .load()
             .iter()
             .any(|(a, id)| a.eq_ignore_ascii_case(addr) || (id.is_some() && *id == server_id))
+    }
+
+    /// Backend connections open in every pool (each is a descriptor).
+    /// Walks every pool: for connects and the admin port, not per statement.
+    pub fn backend_connections(&self) -> usize {
+        let topo = self.topology.load();
+        let mut n = 0;
+        for b in &topo.backends {
+            for p in b.runtime.pools().iter() {
+                n += p.stats.open.load(Ordering::Relaxed);
+            }
+        }
+        n
     }
 
     pub fn password_of(&self, user: &str) -> Option<Arc<str>> {

@@ -1,4 +1,4 @@
-//! RELOAD CONFIG and SIGHUP: re-read the file and re-apply the original
+//! RELOAD CONFIG and SIGHUP (installed by `app`): re-read the file and re-apply the original
 //! command line (`config::load_from(launch_args)`), then swap in settings,
 //! accounts, the client allowlist and the backend lists.
 
@@ -18,6 +18,9 @@ pub struct Summary {
 }
 
 pub async fn reload(ctx: &Arc<Context>) -> Result<Summary, AdminError> {
+    if ctx.config.load().config_path.is_none() {
+        return Err(AdminError::NoConfigFile("RELOAD CONFIG"));
+    }
     let args = ctx.launch_args.clone();
     let cfg = tokio::task::spawn_blocking(move || config::load_from(args))
         .await
@@ -111,25 +114,4 @@ pub fn apply(ctx: &Context, cfg: Config) -> Summary {
         .count();
     ctx.config.store(Arc::new(cfg));
     summary
-}
-
-/// Reloads on every SIGHUP, for as long as the process runs.
-pub fn spawn_sighup(ctx: Arc<Context>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; use RELOAD CONFIG");
-            return;
-        }
-    };
-    tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the configuration");
-            if let Err(e) = reload(&ctx).await {
-                // ConfigError messages never contain passwords.
-                tracing::warn!(error = %e, "reload failed; the running configuration is unchanged");
-            }
-        }
-    });
 }
