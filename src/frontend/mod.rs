@@ -95,19 +95,15 @@ impl Drop for Unauthenticated<'_> {
     }
 }
 
-/// Why a new connection is refused before the greeting, if it is.
+/// Why a new connection is refused before the greeting, if it is. (Like
+/// the server's own refusal; libmariadb with TLS enabled then reports
+/// "2002 … error packet before completion of TLS handshake … 1040 - …".)
 fn admission(ctx: &Context, peer: &SocketAddr) -> Option<MyError> {
     let settings = ctx.settings.load();
     let all = ctx.clients.load(Ordering::Relaxed);
     let unauthenticated = ctx.unauthenticated.load(Ordering::Relaxed);
     // Connections still logging in have their own cap, so silent sockets
     // cannot take the logged-in clients' places.
-    if all.saturating_sub(unauthenticated) > settings.max_client_connections {
-        let limit = settings.max_client_connections;
-        return Some(MyError::too_many_connections(&format!(
-            "Gantry's limit of {limit} clients"
-        )));
-    }
     if unauthenticated >= settings.max_unauthenticated {
         let limit = settings.max_unauthenticated;
         return Some(MyError::too_many_connections(&format!(
@@ -123,6 +119,26 @@ fn admission(ctx: &Context, peer: &SocketAddr) -> Option<MyError> {
     if !ctx.client_allowed(peer.ip()) {
         tracing::info!(client = %peer.ip(), "client refused by client-ips");
         return Some(MyError::host_not_allowed(&peer.ip().to_string()));
+    }
+    None
+}
+
+/// Refusals sent in reply to the login request, where every client reads
+/// code and message as they are.
+fn refusal_after_login(ctx: &Context) -> Option<MyError> {
+    if ctx.shutdown.is_started() {
+        return Some(MyError::server_shutdown());
+    }
+    let limit = ctx.settings.load().max_client_connections;
+    // This connection is counted in `clients` and no longer unauthenticated.
+    let logged_in = ctx
+        .clients
+        .load(Ordering::Relaxed)
+        .saturating_sub(ctx.unauthenticated.load(Ordering::Relaxed));
+    if logged_in > limit {
+        return Some(MyError::too_many_connections(&format!(
+            "Gantry's limit of {limit} clients"
+        )));
     }
     None
 }
@@ -165,8 +181,11 @@ async fn handle_client(mut stream: TcpStream, peer: SocketAddr, ctx: &Arc<Contex
         }
     };
     drop(pending);
-    if ctx.shutdown.is_started() {
-        let _ = login::send_error(&mut stream, authed.next_seq, &MyError::server_shutdown()).await;
+    if let Some(err) = refusal_after_login(ctx) {
+        ctx.stats
+            .connections_refused
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = login::send_error(&mut stream, authed.next_seq, &err).await;
         return;
     }
     let login = authed.login;
