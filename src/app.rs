@@ -229,7 +229,7 @@ pub async fn run(cfg: Config, launch_args: Vec<std::ffi::OsString>) -> Result<()
         let listener = bind(addr).await?;
         tokio::spawn(metrics::serve(listener, ctx.clone()));
     }
-    health::spawn(ctx.clone());
+    let health = health::spawn(ctx.clone());
     tokio::spawn(pool_keeper(ctx.clone()));
     tokio::spawn(admin::serve(admin_listener, ctx.clone()));
     // Bounded by the probe timeout: replicas are judged before clients come.
@@ -252,6 +252,9 @@ pub async fn run(cfg: Config, launch_args: Vec<std::ffi::OsString>) -> Result<()
     };
     let summary = shutdown::drain(&ctx, timeout, again).await;
     shutdown::close_backends(&ctx);
+    // Probe connections close politely too (bounded by the probe timeout).
+    let probe_timeout = Duration::from_millis(ctx.config.load().probe_timeout_ms);
+    let _ = tokio::time::timeout(probe_timeout + Duration::from_secs(1), health).await;
     tracing::info!(sessions_cut_off = summary.cut_off, "shutdown complete");
     Ok(())
 }
