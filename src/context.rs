@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::frontend::registry::SessionRegistry;
 use crate::gtid::Gtid;
 use crate::protocol::auth::ServerIdentity;
+use crate::runtime::{self, Runtime, Users, View};
 use crate::shutdown::Shutdown;
 
 /// Data-path settings, replaced as a whole on RELOAD CONFIG.
@@ -71,17 +72,20 @@ pub enum CausalOutcome {
 }
 
 pub struct Context {
+    /// Configuration, settings, accounts and allowlist: one snapshot that
+    /// RELOAD CONFIG replaces in one swap. The four views below read it.
+    pub runtime: runtime::Shared,
     /// The configuration as last loaded (file + command line).
-    pub config: ArcSwap<Config>,
+    pub config: View<Config>,
     /// The command line Gantry was started with, to re-apply its overrides
     /// on RELOAD CONFIG.
     pub launch_args: Vec<OsString>,
-    pub settings: ArcSwap<Settings>,
+    pub settings: View<Settings>,
     pub topology: ArcSwap<Topology>,
     /// `pwds`: user → clear password.
-    pub users: ArcSwap<HashMap<String, Arc<str>>>,
+    pub users: View<Users>,
     /// `client-ips` allowlist; empty means everyone.
-    pub client_ips: ArcSwap<Vec<String>>,
+    pub client_ips: View<Vec<String>>,
     /// Version and capabilities shown to clients (from the primary).
     pub identity: ArcSwap<ServerIdentity>,
     pub sessions: SessionRegistry,
@@ -110,13 +114,20 @@ impl Context {
     ) -> Arc<Self> {
         let identity = ServerIdentity::fallback(settings.server_version.as_deref());
         let client_ips = config.client_ips.clone();
+        let runtime: runtime::Shared = Arc::new(ArcSwap::from_pointee(Runtime {
+            config: Arc::new(config),
+            settings: Arc::new(settings),
+            users: Arc::new(users),
+            client_ips: Arc::new(client_ips),
+        }));
         Arc::new(Self {
-            config: ArcSwap::from_pointee(config),
+            config: View::new(runtime.clone(), |r| &r.config, |r, v| r.config = v),
             launch_args,
-            settings: ArcSwap::from_pointee(settings),
+            settings: View::new(runtime.clone(), |r| &r.settings, |r, v| r.settings = v),
             topology: ArcSwap::from_pointee(topology),
-            users: ArcSwap::from_pointee(users),
-            client_ips: ArcSwap::from_pointee(client_ips),
+            users: View::new(runtime.clone(), |r| &r.users, |r, v| r.users = v),
+            client_ips: View::new(runtime.clone(), |r| &r.client_ips, |r, v| r.client_ips = v),
+            runtime,
             identity: ArcSwap::from_pointee(identity),
             sessions: SessionRegistry::default(),
             primary_position: tokio::sync::Mutex::new(None),

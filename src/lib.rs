@@ -14,4 +14,5 @@ pub mod health;
 pub mod metrics;
 pub mod protocol;
 pub mod router;
+pub mod runtime;
 pub mod shutdown;

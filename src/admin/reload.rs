@@ -1,6 +1,7 @@
-//! RELOAD CONFIG and SIGHUP (installed by `app`): re-read the file and re-apply the original
-//! command line (`config::load_from(launch_args)`), then swap in settings,
-//! accounts, the client allowlist and the backend lists.
+//! RELOAD CONFIG and SIGHUP (installed by `app`): re-read the file and
+//! re-apply the original command line (`config::load_from(launch_args)`),
+//! then swap in one runtime snapshot (settings, accounts, allowlist,
+//! configuration) and publish the backend lists.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use crate::app;
 use crate::backend::{BackendEntry, BackendRuntime, Role};
 use crate::config::{self, BackendAddr, Config};
 use crate::context::Context;
+use crate::runtime::Runtime;
 
 /// What a reload changed, for the log.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -53,9 +55,14 @@ pub fn apply(ctx: &Context, cfg: Config) -> Summary {
     }
     let settings = app::settings_from(&cfg);
     let pool = settings.pool;
-    ctx.settings.store(Arc::new(settings));
-    ctx.users.store(Arc::new(app::users_from(&cfg)));
-    ctx.client_ips.store(Arc::new(cfg.client_ips.clone()));
+    let cfg = Arc::new(cfg);
+    // One swap: nobody sees new accounts with an old allowlist or settings.
+    ctx.runtime.store(Arc::new(Runtime {
+        settings: Arc::new(settings),
+        users: Arc::new(app::users_from(&cfg)),
+        client_ips: Arc::new(cfg.client_ips.clone()),
+        config: cfg.clone(),
+    }));
 
     let mut summary = Summary::default();
     let wanted: Vec<(BackendAddr, Role)> = cfg
@@ -112,6 +119,5 @@ pub fn apply(ctx: &Context, cfg: Config) -> Summary {
         .iter()
         .filter(|b| after.by_id(b.runtime.id).is_none())
         .count();
-    ctx.config.store(Arc::new(cfg));
     summary
 }
