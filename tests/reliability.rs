@@ -336,6 +336,14 @@ async fn sigterm_lets_a_transaction_commit_closes_idle_clients_and_exits_0() {
     std::thread::sleep(Duration::from_millis(500));
     let aborted_before = t.primary.sql("SHOW GLOBAL STATUS LIKE 'Aborted_clients'");
 
+    // A statement running when the signal comes finishes with its result.
+    let mut busy = Conn::new(opts.clone()).await.unwrap();
+    let running = tokio::spawn(async move {
+        let r: Result<Option<u8>, _> = busy.query_first("SELECT SLEEP(1)").await;
+        r
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
     let sent = Instant::now();
     let st = Command::new("kill")
         .args(["-TERM", &g.pid().to_string()])
@@ -351,6 +359,11 @@ async fn sigterm_lets_a_transaction_commit_closes_idle_clients_and_exits_0() {
     let idle_result = idle.query_drop("SELECT 1").await;
     assert!(idle_result.is_err(), "idle client still served");
     eprintln!("idle client after SIGTERM: {:?}", idle_result.unwrap_err());
+    assert_eq!(
+        running.await.unwrap().unwrap(),
+        Some(0),
+        "SLEEP(1) finished"
+    );
     // The transaction goes on and commits.
     txn.query_drop(format!("INSERT INTO {table} VALUES (2)"))
         .await
@@ -382,4 +395,35 @@ async fn sigterm_lets_a_transaction_commit_closes_idle_clients_and_exits_0() {
     // Pooled and probe connections all said COM_QUIT.
     assert_eq!(aborted_before, aborted_after);
     assert!(g.log().contains("shutdown complete"), "{}", g.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_left_open_is_cut_off_at_the_shutdown_timeout() {
+    let t = shared_topology();
+    let table = common::unique_name("cutoff");
+    t.primary.sql(&format!(
+        "CREATE TABLE test.{table} (id INT PRIMARY KEY) ENGINE=InnoDB"
+    ));
+    let mut g = Gantry::start(t, &["--shutdown-timeout-ms", "1000"]);
+    let opts = Opts::from_url(&g.url("app", "app_pw", "test")).unwrap();
+    let mut txn = Conn::new(opts).await.unwrap();
+    txn.query_drop("BEGIN").await.unwrap();
+    txn.query_drop(format!("INSERT INTO {table} VALUES (1)"))
+        .await
+        .unwrap();
+    let sent = Instant::now();
+    let status = g.terminate(Duration::from_secs(5));
+    let took = sent.elapsed();
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_millis(2500),
+        "exit took {took:?}"
+    );
+    assert!(txn.query_drop("COMMIT").await.is_err());
+    common::wait_until(
+        Duration::from_secs(5),
+        "the transaction rolled back",
+        || t.primary.sql(&format!("SELECT COUNT(*) FROM test.{table}")) == "0",
+    );
+    eprintln!("open transaction cut off: exit 0 {took:?} after SIGTERM");
 }
