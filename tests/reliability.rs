@@ -427,3 +427,55 @@ async fn a_transaction_left_open_is_cut_off_at_the_shutdown_timeout() {
     );
     eprintln!("open transaction cut off: exit 0 {took:?} after SIGTERM");
 }
+
+/// Reads the first packet a server sends; the error code if it is an ERR.
+fn first_packet_error(s: &mut TcpStream) -> Option<(u16, String)> {
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut head = [0u8; 4];
+    s.read_exact(&mut head).ok()?;
+    let len = u32::from_le_bytes([head[0], head[1], head[2], 0]) as usize;
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload).ok()?;
+    if payload.len() < 9 || payload[0] != 0xff {
+        return None;
+    }
+    let code = u16::from_le_bytes([payload[1], payload[2]]);
+    Some((code, String::from_utf8_lossy(&payload[9..]).into_owned()))
+}
+
+#[test]
+fn at_emfile_queued_clients_get_1040_and_the_log_line_is_rate_limited() {
+    let t = shared_topology();
+    let g = Gantry::start(t, &[]);
+    // No descriptor left at all: accept() itself fails with EMFILE.
+    let open = std::fs::read_dir(format!("/proc/{}/fd", g.pid()))
+        .unwrap()
+        .count();
+    let st = Command::new("prlimit")
+        .args([
+            "--pid",
+            &g.pid().to_string(),
+            &format!("--nofile={open}:{open}"),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut refused = 0;
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+        if let Some((code, msg)) = first_packet_error(&mut s) {
+            assert_eq!(
+                (code, msg.as_str()),
+                (
+                    1040,
+                    "Too many connections: Gantry is out of file descriptors"
+                )
+            );
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 20, "every queued client was told");
+    let log = g.log();
+    let lines = log.lines().filter(|l| l.contains("accept failed")).count();
+    assert_eq!(lines, 1, "{log}");
+}
