@@ -100,7 +100,30 @@ async fn own_errors_reach_libmariadb_and_pymysql_with_code_and_message() {
     );
     let py = pymysql_error(&python, g.port);
     assert!(py.starts_with("1105 ") && py.contains("backend"), "{py}");
-    eprintln!("mariadb CLI: {err}\nPyMySQL: {py}");
+    let sb = Command::new("sysbench")
+        .args([
+            "oltp_point_select",
+            "--mysql-host=127.0.0.1",
+            &format!("--mysql-port={}", g.port),
+            "--mysql-user=app",
+            "--mysql-password=app_pw",
+            "--tables=1",
+            "--table-size=10",
+            "prepare",
+        ])
+        .output()
+        .expect("sysbench is installed");
+    let sb = String::from_utf8_lossy(&sb.stdout).to_string() + &String::from_utf8_lossy(&sb.stderr);
+    let sb_line = sb
+        .lines()
+        .find(|l| l.contains("1105"))
+        .unwrap_or_else(|| panic!("sysbench did not report 1105:\n{sb}"))
+        .to_string();
+    assert!(
+        sb_line.contains("Can't connect to backend server") && !sb.contains("2027"),
+        "{sb}"
+    );
+    eprintln!("mariadb CLI: {err}\nPyMySQL: {py}\nsysbench: {sb_line}");
 }
 
 /// Opens `n` connections that never send anything.
