@@ -1,20 +1,24 @@
-//! Wiring: builds the shared context from the configuration and starts the
-//! listeners and background tasks.
+//! The one owner of start-up, reload (SIGHUP) and shutdown (SIGTERM,
+//! SIGINT): builds the shared context from the configuration, starts the
+//! listeners and background tasks, and drains on the way out.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::backend::{BackendEntry, BackendRuntime, BackendState, PoolConfig, Role, Topology};
 use crate::config::Config;
 use crate::context::{Context, Settings};
 use crate::protocol::auth::{parse_backend_greeting, ServerIdentity};
 use crate::protocol::packet::PacketReader;
-use crate::{admin, frontend, health, metrics};
+use crate::{admin, fdlimit, frontend, health, metrics, shutdown};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -32,6 +36,8 @@ pub fn settings_from(cfg: &Config) -> Settings {
         },
         idle_release: Duration::from_millis(cfg.idle_release_ms),
         max_client_connections: cfg.max_client_connections,
+        login_timeout: Duration::from_millis(cfg.login_timeout_ms),
+        max_unauthenticated: cfg.max_unauthenticated_connections,
         server_version: cfg.server_version.clone(),
     }
 }
@@ -138,9 +144,73 @@ async fn bind(addr: &str) -> Result<TcpListener, StartError> {
         })
 }
 
-/// Starts everything and runs until the process is stopped.
+/// Warns once when the descriptor limit cannot hold the configured clients
+/// plus full pools (Gantry still refuses clients with 1040 before it runs
+/// out).
+fn check_fd_budget(cfg: &Config, limit: u64) {
+    let backends = cfg.proxy_backend_addresses.len() + cfg.proxy_read_only_backend_addresses.len();
+    let pools = (backends * cfg.pool_max_size * cfg.pwds.len().max(1)) as u64;
+    let clients = (cfg.max_client_connections + cfg.max_unauthenticated_connections) as u64;
+    let needed = clients + pools + fdlimit::RESERVE;
+    if limit != 0 && needed > limit {
+        tracing::warn!(
+            limit,
+            needed,
+            "the open-file limit (RLIMIT_NOFILE) cannot hold max-client-connections + \
+             max-unauthenticated-connections + full pools; clients beyond it get ERROR 1040 \
+             (raise the hard limit, e.g. LimitNOFILE= in systemd, or lower the options)"
+        );
+    }
+}
+
+/// The process's signals: SIGHUP reloads, SIGTERM/SIGINT stop.
+struct Signals {
+    hangup: Signal,
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            hangup: signal(SignalKind::hangup())?,
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn stop_requested(terminate: &mut Signal, interrupt: &mut Signal) -> &'static str {
+        tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        }
+    }
+}
+
+/// SIGHUP = RELOAD CONFIG. Without `--config` it is refused (logged and
+/// ignored), like the admin command.
+async fn reload_on_hangup(mut hangup: Signal, ctx: Arc<Context>) {
+    while hangup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the configuration");
+        if let Err(e) = admin::reload::reload(&ctx).await {
+            // ConfigError messages never contain passwords.
+            tracing::warn!(error = %e, "SIGHUP ignored; the running configuration is unchanged");
+        }
+    }
+}
+
+/// Starts everything and runs until SIGTERM or SIGINT, then drains (see
+/// `shutdown`) and returns.
 pub async fn run(cfg: Config, launch_args: Vec<std::ffi::OsString>) -> Result<(), StartError> {
+    let fd_limit = fdlimit::raise_to_hard();
+    check_fd_budget(&cfg, fd_limit);
+    let Signals {
+        hangup,
+        mut terminate,
+        mut interrupt,
+    } = Signals::install().map_err(StartError::Signals)?;
     let ctx = context_from(&cfg, launch_args);
+    tokio::spawn(reload_on_hangup(hangup, ctx.clone()));
     if cfg.auto_failover {
         tracing::warn!(
             "auto-failover is not implemented yet: Gantry follows a primary moved by an \
@@ -159,12 +229,32 @@ pub async fn run(cfg: Config, launch_args: Vec<std::ffi::OsString>) -> Result<()
         let listener = bind(addr).await?;
         tokio::spawn(metrics::serve(listener, ctx.clone()));
     }
-    health::spawn(ctx.clone());
+    let health = health::spawn(ctx.clone());
     tokio::spawn(pool_keeper(ctx.clone()));
     tokio::spawn(admin::serve(admin_listener, ctx.clone()));
     // Bounded by the probe timeout: replicas are judged before clients come.
     health::first_round(&ctx).await;
-    tracing::info!(proxy = %cfg.proxy_address, admin = %cfg.admin_address, "listening");
-    frontend::serve(proxy, ctx).await;
+    tracing::info!(proxy = %cfg.proxy_address, admin = %cfg.admin_address, fd_limit, "listening");
+    let serving = tokio::spawn(frontend::serve(proxy, ctx.clone()));
+
+    let why = Signals::stop_requested(&mut terminate, &mut interrupt).await;
+    let timeout = Duration::from_millis(ctx.config.load().shutdown_timeout_ms);
+    tracing::info!(
+        signal = why,
+        ?timeout,
+        "shutting down: no new clients; waiting for running statements and transactions"
+    );
+    ctx.shutdown.begin();
+    // The accept loop returns and drops the listener.
+    let _ = serving.await;
+    let again = async {
+        Signals::stop_requested(&mut terminate, &mut interrupt).await;
+    };
+    let summary = shutdown::drain(&ctx, timeout, again).await;
+    shutdown::close_backends(&ctx);
+    // Probe connections close politely too (bounded by the probe timeout).
+    let probe_timeout = Duration::from_millis(ctx.config.load().probe_timeout_ms);
+    let _ = tokio::time::timeout(probe_timeout + Duration::from_secs(1), health).await;
+    tracing::info!(sessions_cut_off = summary.cut_off, "shutdown complete");
     Ok(())
 }

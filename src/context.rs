@@ -15,6 +15,8 @@ use crate::config::Config;
 use crate::frontend::registry::SessionRegistry;
 use crate::gtid::Gtid;
 use crate::protocol::auth::ServerIdentity;
+use crate::runtime::{self, Runtime, Users, View};
+use crate::shutdown::Shutdown;
 
 /// Data-path settings, replaced as a whole on RELOAD CONFIG.
 #[derive(Debug, Clone)]
@@ -23,6 +25,10 @@ pub struct Settings {
     /// An idle client gives its backend connection back after this long.
     pub idle_release: Duration,
     pub max_client_connections: usize,
+    /// A client must finish logging in within this.
+    pub login_timeout: Duration,
+    /// Connections still logging in, counted apart from logged-in clients.
+    pub max_unauthenticated: usize,
     pub server_version: Option<String>,
 }
 
@@ -32,6 +38,8 @@ impl Default for Settings {
             pool: PoolConfig::default(),
             idle_release: Duration::from_millis(1000),
             max_client_connections: 20_000,
+            login_timeout: Duration::from_millis(10_000),
+            max_unauthenticated: 1000,
             server_version: None,
         }
     }
@@ -64,17 +72,20 @@ pub enum CausalOutcome {
 }
 
 pub struct Context {
+    /// Configuration, settings, accounts and allowlist: one snapshot that
+    /// RELOAD CONFIG replaces in one swap. The four views below read it.
+    pub runtime: runtime::Shared,
     /// The configuration as last loaded (file + command line).
-    pub config: ArcSwap<Config>,
+    pub config: View<Config>,
     /// The command line Gantry was started with, to re-apply its overrides
     /// on RELOAD CONFIG.
     pub launch_args: Vec<OsString>,
-    pub settings: ArcSwap<Settings>,
+    pub settings: View<Settings>,
     pub topology: ArcSwap<Topology>,
     /// `pwds`: user → clear password.
-    pub users: ArcSwap<HashMap<String, Arc<str>>>,
+    pub users: View<Users>,
     /// `client-ips` allowlist; empty means everyone.
-    pub client_ips: ArcSwap<Vec<String>>,
+    pub client_ips: View<Vec<String>>,
     /// Version and capabilities shown to clients (from the primary).
     pub identity: ArcSwap<ServerIdentity>,
     pub sessions: SessionRegistry,
@@ -84,7 +95,11 @@ pub struct Context {
     /// Backends an operator removed (address, server_id): replica discovery
     /// must not bring them back. ADD SLAVE/MASTER and RELOAD CONFIG clear it.
     pub removed_by_operator: ArcSwap<Vec<(String, Option<u32>)>>,
+    /// Client connections, logging in or logged in.
     pub clients: AtomicUsize,
+    /// Client connections that have not finished logging in.
+    pub unauthenticated: AtomicUsize,
+    pub shutdown: Shutdown,
     pub stats: GlobalStats,
     next_connection_id: AtomicU32,
 }
@@ -99,18 +114,27 @@ impl Context {
     ) -> Arc<Self> {
         let identity = ServerIdentity::fallback(settings.server_version.as_deref());
         let client_ips = config.client_ips.clone();
+        let runtime: runtime::Shared = Arc::new(ArcSwap::from_pointee(Runtime {
+            config: Arc::new(config),
+            settings: Arc::new(settings),
+            users: Arc::new(users),
+            client_ips: Arc::new(client_ips),
+        }));
         Arc::new(Self {
-            config: ArcSwap::from_pointee(config),
+            config: View::new(runtime.clone(), |r| &r.config, |r, v| r.config = v),
             launch_args,
-            settings: ArcSwap::from_pointee(settings),
+            settings: View::new(runtime.clone(), |r| &r.settings, |r, v| r.settings = v),
             topology: ArcSwap::from_pointee(topology),
-            users: ArcSwap::from_pointee(users),
-            client_ips: ArcSwap::from_pointee(client_ips),
+            users: View::new(runtime.clone(), |r| &r.users, |r, v| r.users = v),
+            client_ips: View::new(runtime.clone(), |r| &r.client_ips, |r, v| r.client_ips = v),
+            runtime,
             identity: ArcSwap::from_pointee(identity),
             sessions: SessionRegistry::default(),
             primary_position: tokio::sync::Mutex::new(None),
             removed_by_operator: ArcSwap::from_pointee(Vec::new()),
             clients: AtomicUsize::new(0),
+            unauthenticated: AtomicUsize::new(0),
+            shutdown: Shutdown::default(),
             stats: GlobalStats::default(),
             next_connection_id: AtomicU32::new(1),
         })
@@ -126,6 +150,19 @@ impl Context {
             .load()
             .iter()
             .any(|(a, id)| a.eq_ignore_ascii_case(addr) || (id.is_some() && *id == server_id))
+    }
+
+    /// Backend connections open in every pool (each is a descriptor).
+    /// Walks every pool: for connects and the admin port, not per statement.
+    pub fn backend_connections(&self) -> usize {
+        let topo = self.topology.load();
+        let mut n = 0;
+        for b in &topo.backends {
+            for p in b.runtime.pools().iter() {
+                n += p.stats.open.load(Ordering::Relaxed);
+            }
+        }
+        n
     }
 
     pub fn password_of(&self, user: &str) -> Option<Arc<str>> {

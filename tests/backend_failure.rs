@@ -42,7 +42,7 @@ async fn replica_killed_mid_query_gives_an_error_and_the_session_goes_on() {
     let (result, failed_at, mut c) = slow.await.unwrap();
     match result {
         Err(Error::Server(e)) => {
-            assert_eq!(e.code, 2013, "{e:?}");
+            assert_eq!(e.code, 1927, "{e:?}");
             assert!(
                 e.message.contains(&victim.port.to_string()),
                 "{}",
@@ -83,7 +83,7 @@ async fn primary_lost_inside_a_transaction_ends_the_session_with_an_error() {
         .await
         .expect_err("the transaction's connection is gone");
     assert!(
-        matches!(err, Error::Server(ref e) if e.code == 2013) || matches!(err, Error::Io(_)),
+        matches!(err, Error::Server(ref e) if e.code == 1927) || matches!(err, Error::Io(_)),
         "{err:?}"
     );
     // A new session works at once.

@@ -596,7 +596,10 @@ fn a_read_only_primary_decides_itself_and_writes_resume_when_it_is_writable() {
         }
         // An account the server lets write through read_only (READ_ONLY
         // ADMIN) writes, and can make the primary writable again.
-        admin.exec(&insert).await.expect("admin writes through read_only");
+        admin
+            .exec(&insert)
+            .await
+            .expect("admin writes through read_only");
         admin
             .exec("SET GLOBAL read_only = 0")
             .await

@@ -48,8 +48,11 @@ pub enum AdminError {
     DuplicateUser(String),
     #[error("user {0} is not in pwds (see SELECT * FROM pwds)")]
     NoSuchUser(String),
-    #[error("SAVE CONFIG needs a configuration file: start gantry with --config FILE")]
-    NoConfigFile,
+    /// SAVE/RELOAD CONFIG without `--config`: there is no file to write or
+    /// read (reloading the command line alone would silently undo every
+    /// change made at run time).
+    #[error("{0} needs a configuration file: start gantry with --config FILE")]
+    NoConfigFile(&'static str),
     #[error("{0}")]
     Config(#[from] ConfigError),
     #[error("backend address {0:?} cannot be saved: {1}")]
@@ -335,7 +338,7 @@ async fn save_config(ctx: &Arc<Context>) -> Result<Reply, AdminError> {
         .load()
         .config_path
         .clone()
-        .ok_or(AdminError::NoConfigFile)?;
+        .ok_or(AdminError::NoConfigFile("SAVE CONFIG"))?;
     let topo = ctx.topology.load_full();
     let (mut rw, mut ro) = (Vec::new(), Vec::new());
     for b in &topo.backends {

@@ -13,12 +13,14 @@ use bytes::BytesMut;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::context::Context;
-use crate::frontend::login;
+use crate::fdlimit::LogLimiter;
+use crate::frontend::login::{self, Outcome};
 use crate::protocol::auth::{ServerIdentity, CLIENT_DEPRECATE_EOF, PROXY_CAPABILITIES};
 use crate::protocol::packet::PacketReader;
 use crate::protocol::reply::{err_packet, ok_packet};
@@ -41,10 +43,10 @@ pub fn server_version() -> String {
     format!("5.7.99-gantry-{}-admin", env!("CARGO_PKG_VERSION"))
 }
 
-/// Accepts admin clients until the listener fails; also installs the
-/// SIGHUP handler (RELOAD CONFIG).
+/// Accepts admin clients for as long as the process runs (also while a
+/// shutdown drains, so operators can watch it).
 pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
-    reload::spawn_sighup(ctx.clone());
+    let mut log_limit = LogLimiter::new(Duration::from_secs(5));
     let slots = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -61,8 +63,10 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
                 });
             }
             Err(e) => {
-                tracing::warn!(error = %e, "admin accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                if let Some(left_out) = log_limit.allow(Instant::now()) {
+                    tracing::warn!(error = %e, similar_left_out = left_out, "admin accept failed");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
@@ -84,11 +88,21 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: &Arc<Context>) -> 
         (user == cfg.admin_username).then(|| Arc::<str>::from(cfg.admin_password.as_str()))
     };
     let id = ctx.next_connection_id();
-    let Some(authed) =
-        login::authenticate(&mut stream, &mut reader, id, &identity, &host, lookup).await?
-    else {
-        tracing::info!(client = %host, "admin login refused");
-        return Ok(());
+    // A silent client must not keep one of the few admin slots.
+    let timeout = ctx.settings.load().login_timeout;
+    let login = login::authenticate(&mut stream, &mut reader, id, &identity, &host, lookup);
+    let authed = match tokio::time::timeout(timeout, login).await {
+        Ok(outcome) => match outcome? {
+            Outcome::Accepted(a) => a,
+            Outcome::Refused(r) => {
+                tracing::info!(client = %host, user = ?r.user.as_deref().unwrap_or("?"), reason = r.reason, "admin login failed");
+                return Ok(());
+            }
+        },
+        Err(_) => {
+            tracing::debug!(client = %host, "admin client did not log in within login-timeout-ms");
+            return Ok(());
+        }
     };
     drop(cfg);
     let deprecate_eof = authed.login.capabilities & CLIENT_DEPRECATE_EOF != 0;

@@ -1,6 +1,7 @@
-//! RELOAD CONFIG and SIGHUP: re-read the file and re-apply the original
-//! command line (`config::load_from(launch_args)`), then swap in settings,
-//! accounts, the client allowlist and the backend lists.
+//! RELOAD CONFIG and SIGHUP (installed by `app`): re-read the file and
+//! re-apply the original command line (`config::load_from(launch_args)`),
+//! then swap in one runtime snapshot (settings, accounts, allowlist,
+//! configuration) and publish the backend lists.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use crate::app;
 use crate::backend::{BackendEntry, BackendRuntime, Role};
 use crate::config::{self, BackendAddr, Config};
 use crate::context::Context;
+use crate::runtime::Runtime;
 
 /// What a reload changed, for the log.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -18,6 +20,9 @@ pub struct Summary {
 }
 
 pub async fn reload(ctx: &Arc<Context>) -> Result<Summary, AdminError> {
+    if ctx.config.load().config_path.is_none() {
+        return Err(AdminError::NoConfigFile("RELOAD CONFIG"));
+    }
     let args = ctx.launch_args.clone();
     let cfg = tokio::task::spawn_blocking(move || config::load_from(args))
         .await
@@ -50,9 +55,14 @@ pub fn apply(ctx: &Context, cfg: Config) -> Summary {
     }
     let settings = app::settings_from(&cfg);
     let pool = settings.pool;
-    ctx.settings.store(Arc::new(settings));
-    ctx.users.store(Arc::new(app::users_from(&cfg)));
-    ctx.client_ips.store(Arc::new(cfg.client_ips.clone()));
+    let cfg = Arc::new(cfg);
+    // One swap: nobody sees new accounts with an old allowlist or settings.
+    ctx.runtime.store(Arc::new(Runtime {
+        settings: Arc::new(settings),
+        users: Arc::new(app::users_from(&cfg)),
+        client_ips: Arc::new(cfg.client_ips.clone()),
+        config: cfg.clone(),
+    }));
 
     let mut summary = Summary::default();
     let wanted: Vec<(BackendAddr, Role)> = cfg
@@ -109,27 +119,5 @@ pub fn apply(ctx: &Context, cfg: Config) -> Summary {
         .iter()
         .filter(|b| after.by_id(b.runtime.id).is_none())
         .count();
-    ctx.config.store(Arc::new(cfg));
     summary
-}
-
-/// Reloads on every SIGHUP, for as long as the process runs.
-pub fn spawn_sighup(ctx: Arc<Context>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; use RELOAD CONFIG");
-            return;
-        }
-    };
-    tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the configuration");
-            if let Err(e) = reload(&ctx).await {
-                // ConfigError messages never contain passwords.
-                tracing::warn!(error = %e, "reload failed; the running configuration is unchanged");
-            }
-        }
-    });
 }

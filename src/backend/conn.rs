@@ -393,7 +393,7 @@ pub fn last_error(response: &[u8]) -> MyError {
     split_packets(response)
         .last()
         .and_then(|p| parse_err(p))
-        .unwrap_or_else(|| MyError::new(2027, "HY000", "Malformed error from backend"))
+        .unwrap_or_else(|| MyError::new(1043, "08S01", "Malformed error from backend"))
 }
 
 /// Finishes the login exchange after the HandshakeResponse was sent.
@@ -452,12 +452,12 @@ async fn authenticate(
             },
             _ => {
                 return Err(MyError::new(
-                    2027,
-                    "HY000",
+                    1043,
+                    "08S01",
                     "unexpected packet during backend login",
                 ))
             }
         }
     }
-    Err(MyError::new(2027, "HY000", "backend login did not finish"))
+    Err(MyError::new(1043, "08S01", "backend login did not finish"))
 }

@@ -91,7 +91,10 @@ const OPTIONS: &[OptSpec] = &[
     opt("connect-timeout-ms", int(1, HOUR_MS), "3000", "Timeout for opening a backend connection (ms)"),
     opt("acquire-timeout-ms", int(1, HOUR_MS), "5000", "How long a client waits for a pooled backend connection (ms)"),
     opt("idle-release-ms", int(0, DAY_MS), "1000", "How long an idle client keeps its backend connection before it returns to the pool (ms)"),
-    opt("max-client-connections", int(1, 1_000_000), "20000", "Maximum concurrent client connections"),
+    opt("max-client-connections", int(1, 1_000_000), "20000", "Maximum concurrent client connections (logged in)"),
+    opt("login-timeout-ms", int(1, HOUR_MS), "10000", "A client that has not finished logging in after this long is disconnected (ms)"),
+    opt("max-unauthenticated-connections", int(1, 1_000_000), "1000", "Maximum client connections still logging in, counted apart from max-client-connections"),
+    opt("shutdown-timeout-ms", int(0, HOUR_MS), "10000", "On SIGTERM/SIGINT, how long running statements and open transactions may finish (ms)"),
     opt("monitor-username", Kind::Str, "first pwds user", "Account used for health checks and replica discovery"),
     opt("monitor-password", Kind::Secret, "first pwds password", "Password of monitor-username"),
     opt("health-interval-ms", int(10, HOUR_MS), "1000", "Interval between health probes of each backend (ms)"),
@@ -249,6 +252,9 @@ pub struct Config {
     pub acquire_timeout_ms: u64,
     pub idle_release_ms: u64,
     pub max_client_connections: usize,
+    pub login_timeout_ms: u64,
+    pub max_unauthenticated_connections: usize,
+    pub shutdown_timeout_ms: u64,
     pub monitor_username: String,
     pub monitor_password: String,
     pub health_interval_ms: u64,
@@ -301,6 +307,12 @@ impl fmt::Debug for Config {
             .field("acquire_timeout_ms", &self.acquire_timeout_ms)
             .field("idle_release_ms", &self.idle_release_ms)
             .field("max_client_connections", &self.max_client_connections)
+            .field("login_timeout_ms", &self.login_timeout_ms)
+            .field(
+                "max_unauthenticated_connections",
+                &self.max_unauthenticated_connections,
+            )
+            .field("shutdown_timeout_ms", &self.shutdown_timeout_ms)
             .field("monitor_username", &self.monitor_username)
             .field("monitor_password", &Redacted)
             .field("health_interval_ms", &self.health_interval_ms)
@@ -358,6 +370,12 @@ impl Config {
                 "max-client-connections",
                 self.max_client_connections.to_string(),
             ),
+            ("login-timeout-ms", self.login_timeout_ms.to_string()),
+            (
+                "max-unauthenticated-connections",
+                self.max_unauthenticated_connections.to_string(),
+            ),
+            ("shutdown-timeout-ms", self.shutdown_timeout_ms.to_string()),
             ("monitor-username", self.monitor_username.clone()),
             ("monitor-password", secret),
             ("health-interval-ms", self.health_interval_ms.to_string()),
@@ -798,6 +816,9 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
     let acquire_timeout_ms = v.int("acquire-timeout-ms", 5000)?;
     let idle_release_ms = v.int("idle-release-ms", 1000)?;
     let max_client_connections = v.int("max-client-connections", 20_000)? as usize;
+    let login_timeout_ms = v.int("login-timeout-ms", 10_000)?;
+    let max_unauthenticated_connections = v.int("max-unauthenticated-connections", 1000)? as usize;
+    let shutdown_timeout_ms = v.int("shutdown-timeout-ms", 10_000)?;
 
     let monitor_username = v.string("monitor-username")?.map(|u| u.trim().to_string());
     let monitor_password = v.secret("monitor-password")?;
@@ -876,6 +897,9 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
         acquire_timeout_ms,
         idle_release_ms,
         max_client_connections,
+        login_timeout_ms,
+        max_unauthenticated_connections,
+        shutdown_timeout_ms,
         monitor_username,
         monitor_password,
         health_interval_ms,

@@ -24,6 +24,21 @@ pub struct Authenticated {
     pub nonce: [u8; 20],
 }
 
+/// A login that was refused; the ERR has been sent. For the log: the user
+/// name as the client sent it, never its password or scramble.
+#[derive(Debug)]
+pub struct Refused {
+    /// `None` when the login request could not be read.
+    pub user: Option<String>,
+    pub reason: &'static str,
+}
+
+/// How the connection phase ended (an I/O error aside).
+pub enum Outcome {
+    Accepted(Box<Authenticated>),
+    Refused(Refused),
+}
+
 /// Random printable nonce, as MySQL servers send.
 pub fn new_nonce() -> [u8; 20] {
     let mut rng = rand::rng();
@@ -40,8 +55,7 @@ pub async fn send_error(stream: &mut TcpStream, seq: u8, err: &MyError) -> io::R
     stream.write_all(&out).await
 }
 
-/// Runs the connection phase up to (not including) the final OK. Returns
-/// `Ok(None)` when the client was refused (the ERR has been sent).
+/// Runs the connection phase up to (not including) the final OK.
 pub async fn authenticate<F>(
     stream: &mut TcpStream,
     reader: &mut PacketReader,
@@ -49,7 +63,7 @@ pub async fn authenticate<F>(
     identity: &ServerIdentity,
     peer_host: &str,
     lookup: F,
-) -> io::Result<Option<Authenticated>>
+) -> io::Result<Outcome>
 where
     F: Fn(&str) -> Option<Arc<str>>,
 {
@@ -67,7 +81,10 @@ where
         Ok(l) => l,
         Err(e) => {
             send_error(stream, seq.wrapping_add(1), &e).await?;
-            return Ok(None);
+            return Ok(Outcome::Refused(Refused {
+                user: None,
+                reason: "malformed login request",
+            }));
         }
     };
     login.capabilities &= identity.capabilities | auth::CLIENT_SSL;
@@ -95,17 +112,24 @@ where
         .as_deref()
         .is_some_and(|pw| auth::native_password_matches(&nonce, pw, &login.auth_response));
     match password {
-        Some(password) if ok => Ok(Some(Authenticated {
+        Some(password) if ok => Ok(Outcome::Accepted(Box::new(Authenticated {
             login,
             password,
             next_seq: seq,
             nonce,
-        })),
-        _ => {
+        }))),
+        known => {
             let err =
                 MyError::access_denied(&login.user, peer_host, !login.auth_response.is_empty());
             send_error(stream, seq, &err).await?;
-            Ok(None)
+            Ok(Outcome::Refused(Refused {
+                reason: if known.is_some() {
+                    "wrong password"
+                } else {
+                    "unknown user"
+                },
+                user: Some(login.user),
+            }))
         }
     }
 }

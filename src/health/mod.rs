@@ -41,9 +41,10 @@ impl Shared {
     }
 }
 
-/// Starts the health tasks in the background.
-pub fn spawn(ctx: Arc<Context>) {
-    tokio::spawn(supervise(ctx, Arc::new(Shared::default())));
+/// Starts the health tasks in the background. The handle finishes once
+/// shutdown began and every task closed its probe connection.
+pub fn spawn(ctx: Arc<Context>) -> JoinHandle<()> {
+    tokio::spawn(supervise(ctx, Arc::new(Shared::default())))
 }
 
 /// Waits until every backend has had its first probe (none is `unknown`
@@ -90,6 +91,13 @@ async fn supervise(ctx: Arc<Context>, shared: Arc<Shared>) {
             }
             seen = Some(topo);
         }
-        tokio::time::sleep(SUPERVISE_EVERY).await;
+        tokio::select! {
+            _ = tokio::time::sleep(SUPERVISE_EVERY) => {}
+            _ = ctx.shutdown.started() => break,
+        }
+    }
+    // Each task sees the shutdown too and says COM_QUIT on its way out.
+    for (_, h) in tasks {
+        let _ = h.await;
     }
 }

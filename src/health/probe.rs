@@ -106,6 +106,14 @@ impl Prober {
         self.open = None;
     }
 
+    /// Closes the connection with COM_QUIT (at shutdown), waiting at most
+    /// a second for the server.
+    pub async fn close(&mut self) {
+        if let Some(old) = self.open.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), old.conn.disconnect()).await;
+        }
+    }
+
     /// Probes once; a connection older than `max_age` is replaced first, so
     /// a VIP or DNS name that now points elsewhere is noticed.
     pub async fn probe(

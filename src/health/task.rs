@@ -44,7 +44,13 @@ pub(super) async fn run(ctx: Arc<Context>, shared: Arc<Shared>, runtime: Arc<Bac
             return; // the backend left the topology
         }
         let interval = Duration::from_millis(cfg.health_interval_ms.max(10));
-        tokio::time::sleep_until(started + interval).await;
+        tokio::select! {
+            _ = tokio::time::sleep_until(started + interval) => {}
+            _ = b.ctx.shutdown.started() => {
+                b.prober.close().await;
+                return;
+            }
+        }
     }
 }
 

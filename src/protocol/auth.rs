@@ -292,10 +292,10 @@ pub struct BackendGreeting {
 pub fn parse_backend_greeting(payload: &[u8]) -> Result<BackendGreeting, MyError> {
     if payload.first() == Some(&0xff) {
         return Err(super::reply::parse_err(payload)
-            .unwrap_or_else(|| MyError::new(2013, "HY000", "backend refused connection")));
+            .unwrap_or_else(|| MyError::new(1105, "HY000", "backend refused connection")));
     }
     let hs = HandshakePacket::deserialize((), &mut ParseBuf(payload))
-        .map_err(|_| MyError::new(2027, "HY000", "Malformed backend handshake"))?;
+        .map_err(|_| MyError::new(1043, "08S01", "Malformed backend handshake"))?;
     let capabilities = hs.capabilities().bits();
     let mariadb_capabilities = if capabilities & CLIENT_MYSQL == 0 {
         hs.mariadb_ext_capabilities().bits()

@@ -46,22 +46,35 @@ impl MyError {
         )
     }
 
-    /// CR_SERVER_LOST shape, sent as a server error: the backend went away.
+    /// ER_CONNECTION_KILLED (1927, 70100): the backend went away during a
+    /// statement. A server-range code: libmariadb rejects client-range codes
+    /// (2000-2999) in ERR packets as "2027 Malformed packet".
     pub fn backend_lost(addr: &str) -> Self {
         Self::new(
-            2013,
-            "HY000",
+            1927,
+            "70100",
             format!("Lost connection to backend server {addr} during query"),
         )
     }
 
-    /// CR_CONN_HOST_ERROR shape: no connection to a backend could be made.
+    /// ER_UNKNOWN_ERROR (1105, HY000): no connection to a backend could be
+    /// made. The server has no code for "cannot reach an upstream".
     pub fn backend_unreachable(addr: &str, why: &str) -> Self {
         Self::new(
-            2003,
+            1105,
             "HY000",
             format!("Can't connect to backend server {addr}: {why}"),
         )
+    }
+
+    /// ER_UNKNOWN_ERROR: no primary is configured or known.
+    pub fn no_primary() -> Self {
+        Self::new(1105, "HY000", "No primary backend is available")
+    }
+
+    /// ER_SERVER_SHUTDOWN: Gantry is stopping.
+    pub fn server_shutdown() -> Self {
+        Self::new(1053, "08S01", "Server shutdown in progress")
     }
 
     /// ER_CON_COUNT_ERROR: a pool or the client limit is exhausted.
@@ -98,11 +111,21 @@ impl fmt::Display for MyError {
 
 impl std::error::Error for MyError {}
 
+/// Error codes a client library reserves for its own errors.
+const CLIENT_RANGE: std::ops::RangeInclusive<u16> = 2000..=2999;
+
 /// Appends an ERR packet (protocol 4.1 layout) with sequence id `seq`.
+/// A code in the client range (2000-2999) is sent as 1105: clients built on
+/// libmariadb would show "2027 Malformed packet" instead of the message.
 pub fn err_packet(out: &mut BytesMut, seq: u8, err: &MyError) {
+    let code = if CLIENT_RANGE.contains(&err.code) {
+        1105
+    } else {
+        err.code
+    };
     let mut payload = Vec::with_capacity(9 + err.message.len());
     payload.push(0xff);
-    payload.extend_from_slice(&err.code.to_le_bytes());
+    payload.extend_from_slice(&code.to_le_bytes());
     payload.push(b'#');
     payload.extend_from_slice(&err.state);
     payload.extend_from_slice(err.message.as_bytes());
@@ -187,6 +210,22 @@ mod tests {
             "Access denied for user 'app'@'127.0.0.1' (using password: YES)"
         );
         assert_eq!(&back.state, b"28000");
+    }
+
+    #[test]
+    fn client_range_codes_never_reach_the_wire() {
+        let mut out = BytesMut::new();
+        err_packet(&mut out, 1, &MyError::new(2003, "HY000", "no backend"));
+        let back = parse_err(&out[4..]).unwrap();
+        assert_eq!((back.code, back.message.as_str()), (1105, "no backend"));
+        for e in [
+            MyError::backend_lost("h:1"),
+            MyError::backend_unreachable("h:1", "refused"),
+            MyError::no_primary(),
+            MyError::server_shutdown(),
+        ] {
+            assert!(!CLIENT_RANGE.contains(&e.code), "{e}");
+        }
     }
 
     #[test]

@@ -293,6 +293,9 @@ impl Session {
     async fn next_command(&mut self) -> Result<Option<usize>, End> {
         loop {
             if self.info.killed.load(Ordering::Relaxed) {
+                if self.ctx.shutdown.is_started() {
+                    let _ = self.send_err(1, &MyError::server_shutdown()).await;
+                }
                 return Ok(None);
             }
             let releasable = self.held.is_some() && self.pins == 0;
@@ -341,6 +344,11 @@ impl Session {
             };
             match wake {
                 Wake::Command(r) => return Ok(r),
+                Wake::Killed if self.ctx.shutdown.is_started() => {
+                    // Idle at shutdown: the answer to the client's next command.
+                    let _ = self.send_err(1, &MyError::server_shutdown()).await;
+                    return Ok(None);
+                }
                 Wake::Killed | Wake::WaitTimeout => return Ok(None),
                 Wake::Release => self.release_held(),
                 Wake::BackendReadable => {
@@ -609,11 +617,7 @@ impl Session {
             }
         };
         let Some(entry) = chosen else {
-            return Err(MyError::new(
-                2003,
-                "HY000",
-                "No primary backend is available",
-            ));
+            return Err(MyError::no_primary());
         };
         if self.pins != 0 && self.held.is_some() {
             return Ok(());
