@@ -10,6 +10,8 @@ use tokio::net::TcpStream;
 
 use crate::frontend::state::Var;
 use crate::protocol::auth::{self, BackendGreeting};
+use crate::protocol::track::TrackView;
+use std::sync::Arc;
 use crate::protocol::packet::{header, lenenc_int, put_packet, PacketReader};
 use crate::protocol::reply::{parse_err, MyError};
 use crate::protocol::{cmd, Expect, ResponseScanner, ScanState};
@@ -59,6 +61,8 @@ pub struct BackendConn {
     pub mysql: bool,
     /// The login character set, `SET NAMES` form, restored after a reset.
     pub(super) names: String,
+    /// What a client asking for session tracking would see directly.
+    pub track_view: Arc<TrackView>,
 }
 
 /// COM_QUIT, sequence 0.
@@ -121,6 +125,7 @@ impl BackendConn {
             owner: 0,
             mysql: !greeting.version.contains("MariaDB"),
             names: String::new(),
+            track_view: Arc::default(),
         };
         conn.start_tracking(p.addr).await?;
         Ok(conn)
@@ -131,13 +136,21 @@ impl BackendConn {
     /// login character set so a reset can restore it.
     async fn start_tracking(&mut self, addr: &str) -> Result<(), MyError> {
         let lost = |e: io::Error| MyError::backend_unreachable(addr, &e.to_string());
-        let names = self
-            .query_value("SELECT CONCAT(@@character_set_client, ' ', @@collation_connection)")
-            .await
-            .map_err(lost)??
-            .unwrap_or_default();
-        if let Some((cs, coll)) = names.split_once(' ') {
+        let gtids = if self.mysql {
+            "@@session.session_track_gtids"
+        } else {
+            "''"
+        };
+        let sql = format!(
+            "SELECT CONCAT_WS(CHAR(1), @@character_set_client, @@collation_connection, \
+             @@session.session_track_schema, @@session.session_track_state_change, {gtids}, \
+             @@session.session_track_system_variables)"
+        );
+        let settings = self.query_value(&sql).await.map_err(lost)??.unwrap_or_default();
+        let parts: Vec<&str> = settings.split('\u{1}').collect();
+        if let [cs, coll, schema, state, gtids, vars] = parts[..] {
             self.names = format!("NAMES '{cs}' COLLATE '{coll}', ");
+            self.track_view = Arc::new(TrackView::from_settings(schema, state, gtids, vars));
         }
         let setup = self.tracking_setup();
         self.run(cmd::QUERY, setup.as_bytes()).await.map_err(lost)?

@@ -4,6 +4,7 @@
 pub mod conn;
 pub mod lease;
 pub mod pool;
+pub mod sync;
 pub mod topology;
 
 pub use conn::{BackendConn, ConnectParams};

@@ -297,6 +297,7 @@ mod tests {
             owner: 0,
             mysql: false,
             names: String::new(),
+            track_view: Default::default(),
         }
     }
 

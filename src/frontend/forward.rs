@@ -77,7 +77,9 @@ pub async fn forward(
             let payload = &packet[4..];
             let mut stripped = BytesMut::with_capacity(payload.len());
             match track::ok_layout(payload) {
-                Some(layout) => track::strip_state(payload, &layout, &mut stripped),
+                Some(layout) => {
+                    track::filter_state(payload, &layout, sc.view.as_deref(), &mut stripped)
+                }
                 None => stripped.extend_from_slice(payload),
             }
             put_packet(&mut out, seq, &stripped);

@@ -89,9 +89,12 @@ pub struct ResponseScanner {
     pub track: Vec<u8>,
     /// Some OK or EOF packet had SERVER_SESSION_STATE_CHANGED.
     pub state_changed: bool,
-    /// Remove state information from OK packets (the client did not ask
-    /// for it): the scanner stops after such a packet, see `take_rewrite`.
+    /// Rewrite state information in OK packets to what the client would
+    /// see directly (none, if it did not ask for session tracking; else what
+    /// `view` shows): the scanner stops after such a packet, see
+    /// `take_rewrite`.
     pub strip: bool,
+    pub view: Option<std::sync::Arc<track::TrackView>>,
     strip_pending: bool,
     rewrite: Option<usize>,
 }
@@ -120,6 +123,7 @@ impl ResponseScanner {
             track: Vec::new(),
             state_changed: false,
             strip: false,
+            view: None,
             strip_pending: false,
             rewrite: None,
         }
@@ -371,7 +375,8 @@ impl ResponseScanner {
                 if let Some(layout) = track::ok_layout(p) {
                     if let Some((a, b)) = layout.state {
                         self.track.extend_from_slice(&p[a..b]);
-                        self.strip_pending = self.strip;
+                        self.strip_pending = self.strip
+                            && !self.view.as_ref().is_some_and(|v| v.shows_all(&p[a..b]));
                     }
                 }
             }

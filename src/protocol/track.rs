@@ -122,6 +122,91 @@ pub fn entries(mut buf: &[u8]) -> impl Iterator<Item = TrackEntry<'_>> {
     })
 }
 
+/// What a client that asked for session tracking would be told directly:
+/// the servers' defaults for new sessions (Gantry tracks more).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackView {
+    pub schema: bool,
+    pub state_change: bool,
+    pub gtids: bool,
+    /// `session_track_system_variables`, lower case; `*` means all.
+    pub variables: Vec<String>,
+}
+
+impl TrackView {
+    /// From the values of `session_track_schema`, `_state_change`,
+    /// `_gtids` (MySQL only; empty elsewhere) and `_system_variables`.
+    pub fn from_settings(schema: &str, state_change: &str, gtids: &str, variables: &str) -> Self {
+        let on = |v: &str| v == "1" || v.eq_ignore_ascii_case("ON");
+        Self {
+            schema: on(schema),
+            state_change: on(state_change),
+            gtids: !gtids.is_empty() && !gtids.eq_ignore_ascii_case("OFF"),
+            variables: variables
+                .split(',')
+                .map(|v| v.trim().to_ascii_lowercase())
+                .filter(|v| !v.is_empty())
+                .collect(),
+        }
+    }
+
+    fn shows(&self, entry: &TrackEntry<'_>) -> bool {
+        match entry {
+            TrackEntry::Schema(_) => self.schema,
+            TrackEntry::StateChanged => self.state_change,
+            TrackEntry::Gtids(_) => self.gtids,
+            TrackEntry::Variable { name, .. } => self
+                .variables
+                .iter()
+                .any(|v| v == "*" || v.as_bytes().eq_ignore_ascii_case(name)),
+            TrackEntry::Other => true,
+        }
+    }
+
+    /// Whether every entry of `block` is one the client would see.
+    pub fn shows_all(&self, block: &[u8]) -> bool {
+        entries(block).all(|e| self.shows(&e))
+    }
+}
+
+/// The raw entries of a block, each with its bytes.
+fn raw_entries(mut buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let rest = buf.get(1..)?;
+        let (data, n) = lenenc_str(rest)?;
+        let _ = data;
+        let (entry, tail) = buf.split_at(1 + n);
+        buf = tail;
+        Some(entry)
+    })
+}
+
+/// Writes `p` (an OK packet payload with state information) keeping only
+/// the entries `view` shows; with no view, or nothing left to show, as a
+/// client without CLIENT_SESSION_TRACK sees it (no state information, the
+/// flag cleared).
+pub fn filter_state(p: &[u8], layout: &OkLayout, view: Option<&TrackView>, out: &mut BytesMut) {
+    let Some((a, b)) = layout.state else {
+        out.put_slice(p);
+        return;
+    };
+    let kept: Vec<&[u8]> = match view {
+        Some(v) => raw_entries(&p[a..b])
+            .filter(|raw| entries(raw).next().is_some_and(|e| v.shows(&e)))
+            .collect(),
+        None => Vec::new(),
+    };
+    if kept.is_empty() {
+        return strip_state(p, layout, out);
+    }
+    out.put_slice(&p[..layout.info.1]);
+    let len: usize = kept.iter().map(|k| k.len()).sum();
+    put_lenenc_int(out, len as u64);
+    for k in kept {
+        out.put_slice(k);
+    }
+}
+
 /// Writes `p` (an OK packet payload with state information) as it would
 /// look to a client without CLIENT_SESSION_TRACK: no state information, the
 /// flag cleared, the info message kept.
@@ -227,6 +312,42 @@ mod tests {
         let mut out = BytesMut::new();
         strip_state(&p, &l, &mut out);
         assert_eq!(&out[..], &[0x00, 1, 5, 0x02, 0x00, 0, 0]);
+    }
+
+    #[test]
+    fn a_tracking_client_sees_what_its_settings_show() {
+        let mut schema = Vec::new();
+        lenenc(&mut schema, b"shop");
+        let p = ok_with_state(
+            b"",
+            &[
+                (0, var(b"last_gtid", b"0-1-9")),
+                (1, schema.clone()),
+                (0, var(b"time_zone", b"+03:00")),
+                (2, b"1".to_vec()),
+            ],
+        );
+        let l = ok_layout(&p).unwrap();
+        let view = TrackView::from_settings(
+            "ON",
+            "OFF",
+            "",
+            "autocommit,character_set_client,time_zone",
+        );
+        let (a, b) = l.state.unwrap();
+        assert!(!view.shows_all(&p[a..b]));
+        let mut out = BytesMut::new();
+        filter_state(&p, &l, Some(&view), &mut out);
+        let want = ok_with_state(b"", &[(1, schema), (0, var(b"time_zone", b"+03:00"))]);
+        assert_eq!(&out[..], &want[..]);
+        // Nothing left to show: no state information at all.
+        let p = ok_with_state(b"", &[(0, var(b"last_gtid", b"0-1-9"))]);
+        let l = ok_layout(&p).unwrap();
+        let mut out = BytesMut::new();
+        filter_state(&p, &l, Some(&view), &mut out);
+        assert_eq!(&out[..], &[0x00, 1, 5, 0x02, 0x00, 0, 0]);
+        let all = TrackView::from_settings("1", "1", "OWN_GTID", "*");
+        assert!(all.shows_all(&p[l.state.unwrap().0..l.state.unwrap().1]));
     }
 
     #[test]

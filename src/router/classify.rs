@@ -76,6 +76,11 @@ pub struct Classification {
     /// State on the connection the session tracker does not report, held
     /// until the session releases it (HANDLER … OPEN, BACKUP STAGE, XA).
     pub holds: Option<Holds>,
+    /// Reads LAST_INSERT_ID() / @@identity / @@last_insert_id.
+    pub reads_insert_id: bool,
+    /// Assigns a user variable outside SET (`@v := …`, `INTO @v`, a CALL
+    /// with `@out`), which the tracker does not report.
+    pub assigns_user_var: bool,
 }
 
 /// Connection-bound state the server does not report through session
@@ -123,6 +128,10 @@ struct Scan {
     locking: bool,
     into: bool,
     assign: bool,
+    /// A user variable after INTO, or any in a CALL.
+    into_user_var: bool,
+    user_var: bool,
+    insert_id: bool,
     user_lock: bool,
     asks_prev: bool,
     calc: bool,
@@ -155,6 +164,9 @@ fn scan(sql: &[u8]) -> Scan {
         locking: false,
         into: false,
         assign: false,
+        into_user_var: false,
+        user_var: false,
+        insert_id: false,
         user_lock: false,
         asks_prev: false,
         calc: false,
@@ -179,6 +191,7 @@ fn scan(sql: &[u8]) -> Scan {
     let mut block: i32 = 0;
     let mut pending_end = false;
     let mut parens: i32 = 0;
+    let mut into_list = false;
     while let Some(t) = lx.next_token() {
         let k = kind_of(sql, &t);
         if k == Kw::Semi {
@@ -252,9 +265,23 @@ fn scan(sql: &[u8]) -> Scan {
                 s.asks_prev |= PREVIOUS_SYSVARS
                     .iter()
                     .any(|v| name.eq_ignore_ascii_case(v));
+                s.insert_id |= name.eq_ignore_ascii_case(b"identity")
+                    || name.eq_ignore_ascii_case(b"last_insert_id");
+            }
+            Kw::Var if t.t == T::UserVar => {
+                s.user_var = true;
+                // `INTO @a, @b`: assignment targets, not values read.
+                into_list = p1 == Kw::Into || (p1 == Kw::Comma && into_list);
+                s.into_user_var |= into_list;
+            }
+            Kw::PreviousFn => {
+                s.insert_id |= t.inner(sql).eq_ignore_ascii_case(b"LAST_INSERT_ID");
             }
             Kw::Punct if t.t == T::Assign => s.assign = true,
             _ => {}
+        }
+        if !matches!(k, Kw::Var | Kw::Comma) {
+            into_list = false;
         }
         (p3, p2, p1) = (p2, p1, k);
     }
@@ -398,6 +425,8 @@ pub fn uninspected() -> Classification {
         uses_user_lock: false,
         calc_found_rows: false,
         holds: None,
+        reads_insert_id: false,
+        assigns_user_var: false,
     }
 }
 
@@ -495,6 +524,9 @@ pub fn classify(sql: &[u8]) -> Classification {
         uses_user_lock: s.user_lock,
         calc_found_rows: s.calc,
         holds: holds_of(h, sql),
+        reads_insert_id: s.insert_id,
+        assigns_user_var: kind != StatementKind::Set
+            && (s.assign || s.into_user_var || (kind == StatementKind::Call && s.user_var)),
     }
 }
 

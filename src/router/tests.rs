@@ -25,6 +25,8 @@ fn expect(sql: &[u8], route: Route, kind: StatementKind, flags: &str) {
         uses_user_lock: has("lock"),
         calc_found_rows: has("calc"),
         holds: classify(sql).holds,
+        reads_insert_id: classify(sql).reads_insert_id,
+        assigns_user_var: classify(sql).assigns_user_var,
     };
     assert_eq!(classify(sql), want, "{}", String::from_utf8_lossy(sql));
 }
@@ -793,4 +795,18 @@ fn statements_of_a_multi_statement() {
         .map(|(a, b)| &sql[a..b])
         .collect();
     assert_eq!(parts, [&b"KILL 5"[..], b" SELECT ';' /* ; */", b" DO 1"]);
+}
+
+#[test]
+fn facts_the_session_needs() {
+    assert!(classify(b"SELECT LAST_INSERT_ID()").reads_insert_id);
+    assert!(classify(b"select @@identity").reads_insert_id);
+    assert!(!classify(b"SELECT ROW_COUNT()").reads_insert_id);
+    assert!(!classify(b"SELECT 'last_insert_id'").reads_insert_id);
+    assert!(classify(b"SELECT @a := 1").assigns_user_var);
+    assert!(classify(b"SELECT 1, 2 INTO @a, @b").assigns_user_var);
+    assert!(classify(b"CALL p(@out)").assigns_user_var);
+    assert!(!classify(b"INSERT INTO t VALUES (@a)").assigns_user_var);
+    assert!(!classify(b"SET @a = 1").assigns_user_var);
+    assert!(!classify(b"SELECT @a").assigns_user_var);
 }

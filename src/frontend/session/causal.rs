@@ -49,44 +49,6 @@ impl Flavor {
     }
 }
 
-/// `/* gantry:consistency=global */` at the start of a statement.
-pub(crate) fn hinted_consistency(sql: &[u8]) -> Option<Consistency> {
-    const KEY: &[u8] = b"gantry:consistency=";
-    let start = sql.iter().position(|b| !b.is_ascii_whitespace())?;
-    if !sql[start..].starts_with(b"/*") {
-        return None;
-    }
-    let end = start + sql[start..].windows(2).position(|w| w == b"*/")?;
-    let comment = &sql[start..end];
-    let at = comment
-        .windows(KEY.len())
-        .position(|w| w.eq_ignore_ascii_case(KEY))?;
-    let value: String = comment[at + KEY.len()..]
-        .iter()
-        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-')
-        .map(|b| *b as char)
-        .collect();
-    Consistency::from_str(&value).ok()
-}
-
-/// The value of `SET [@@][session.]gantry_consistency = 'mode'`.
-pub(crate) fn set_consistency_value(sql: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(sql).ok()?;
-    let lower = text.to_ascii_lowercase();
-    if !lower.contains("gantry_consistency") {
-        return None;
-    }
-    let (_, value) = text.split_once('=')?;
-    Some(
-        value
-            .trim()
-            .trim_end_matches(';')
-            .trim()
-            .trim_matches(|c| c == '\'' || c == '"')
-            .to_string(),
-    )
-}
-
 fn mode_index(mode: Consistency) -> usize {
     usize::from(mode == Consistency::Global)
 }
@@ -146,7 +108,7 @@ impl Session {
         }
         let secs = self.ctx.config.load().causal_read_timeout_ms as f64 / 1000.0;
         let sql = self.flavor().wait_sql(&want, secs);
-        let held = self.held.as_mut().expect("use_backend sets held");
+        let held = self.binding.held_mut().expect("use_backend sets held");
         match held.conn.query_value(&sql).await {
             Ok(Ok(Some(v))) if v == "0" => {
                 if mode == Consistency::ReadYourWrites {
@@ -244,35 +206,6 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn consistency_hints_and_sets() {
-        assert_eq!(
-            hinted_consistency(b" /* gantry:consistency=global */ SELECT 1"),
-            Some(Consistency::Global)
-        );
-        assert_eq!(
-            hinted_consistency(b"/*gantry:consistency=read-your-writes*/SELECT 1"),
-            Some(Consistency::ReadYourWrites)
-        );
-        assert_eq!(
-            hinted_consistency(b"SELECT 1 /* gantry:consistency=global */"),
-            None
-        );
-        assert_eq!(
-            hinted_consistency(b"/* gantry:consistency=bogus */ SELECT 1"),
-            None
-        );
-        assert_eq!(
-            set_consistency_value(b"SET @@gantry_consistency = 'global';").as_deref(),
-            Some("global")
-        );
-        assert_eq!(
-            set_consistency_value(b"set session gantry_consistency=\"eventual\"").as_deref(),
-            Some("eventual")
-        );
-        assert_eq!(set_consistency_value(b"SET @a = 1"), None);
-    }
 
     #[test]
     fn wait_statements_per_flavor() {

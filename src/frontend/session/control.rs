@@ -50,33 +50,6 @@ pub(crate) fn parse_change_user(payload: &[u8]) -> Option<ChangeUser> {
     })
 }
 
-/// `KILL [HARD|SOFT] [CONNECTION|QUERY] id`: (query_only, id).
-pub(crate) fn parse_kill(sql: &[u8]) -> Option<(bool, u32)> {
-    let text = std::str::from_utf8(sql).ok()?;
-    let mut words = text
-        .trim()
-        .trim_end_matches(';')
-        .split_ascii_whitespace()
-        .map(|w| w.to_ascii_uppercase());
-    if words.next()? != "KILL" {
-        return None;
-    }
-    let mut query = false;
-    for w in words {
-        match w.as_str() {
-            "HARD" | "SOFT" | "CONNECTION" => {}
-            "QUERY" => query = true,
-            n => return n.parse().ok().map(|id| (query, id)),
-        }
-    }
-    None
-}
-
-/// Whether a COM_QUERY may contain a KILL Gantry must translate.
-pub(crate) fn mentions_kill(sql: &[u8]) -> bool {
-    sql.windows(4).any(|w| w.eq_ignore_ascii_case(b"kill"))
-}
-
 impl Session {
     /// COM_RESET_CONNECTION: the held connection is reset (with tracking
     /// set up again); connections this session left elsewhere are no
@@ -85,7 +58,7 @@ impl Session {
         self.reset_session_state();
         self.token = super::new_token();
         self.last_status = crate::protocol::status::AUTOCOMMIT;
-        if let Some(h) = self.held.as_mut() {
+        if let Some(h) = self.binding.held_mut() {
             let addr = h.backend.addr.clone();
             match h.conn.reset_for(self.token).await {
                 Ok(Ok(())) => {}
@@ -106,11 +79,11 @@ impl Session {
     fn reset_session_state(&mut self) {
         self.state.clear_vars();
         self.stmts.clear();
-        self.pins = 0;
+        self.binding.clear_pins();
         self.temp_tables = 0;
         self.last_insert_id = 0;
         self.wait_timeout = None;
-        self.info.pins.store(0, Ordering::Relaxed);
+        self.own_tracking = false;
     }
 
     /// A COM_QUERY with KILL statements under Gantry's ids, alone or in a
@@ -121,7 +94,7 @@ impl Session {
         let ranges = crate::router::statement_ranges(sql);
         let kills: Vec<(usize, usize, bool, u32)> = ranges
             .iter()
-            .filter_map(|&(a, b)| parse_kill(&sql[a..b]).map(|(q, id)| (a, b, q, id)))
+            .filter_map(|&(a, b)| crate::router::parse_kill(&sql[a..b]).map(|(q, id)| (a, b, q, id)))
             .collect();
         if kills.is_empty() {
             let class = crate::router::classify(sql);
@@ -196,10 +169,7 @@ impl Session {
             return self.send_err(seq, &err).await;
         };
         // The old login's connection state must not leak to the new user.
-        if let Some(h) = self.held.take() {
-            self.info.backend.store(0, Ordering::Relaxed);
-            h.conn.discard();
-        }
+        self.binding.discard();
         self.reset_session_state();
         self.token = super::new_token();
         self.last_status = crate::protocol::status::AUTOCOMMIT;
@@ -355,18 +325,6 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kill_statements() {
-        assert_eq!(parse_kill(b"KILL 5"), Some((false, 5)));
-        assert_eq!(parse_kill(b"kill query 12;"), Some((true, 12)));
-        assert_eq!(parse_kill(b" KILL CONNECTION 7 "), Some((false, 7)));
-        assert_eq!(parse_kill(b"KILL HARD QUERY 3"), Some((true, 3)));
-        assert_eq!(parse_kill(b"KILL QUERY ID 3"), None);
-        assert_eq!(parse_kill(b"KILLED 3"), None);
-        assert_eq!(parse_kill(b"SELECT 1"), None);
-        assert_eq!(parse_kill(&[0xff, 0xfe]), None);
-    }
 
     #[test]
     fn change_user_packet() {

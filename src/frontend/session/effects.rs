@@ -12,7 +12,7 @@ use crate::frontend::state::{classify_system_var, SystemVar};
 use crate::gtid::Gtid;
 use crate::protocol::track::{self, TrackEntry};
 use crate::protocol::{status, ResponseScanner};
-use crate::router::{self, Classification, Holds, Route, StatementKind};
+use crate::router::{self, Classification, Holds, StatementKind};
 
 /// What the server's answer to one command reported.
 #[derive(Debug, Clone, Copy, Default)]
@@ -28,27 +28,19 @@ pub(super) struct Reported {
     pub tracked: bool,
 }
 
-/// Whether a non-SET statement may assign a user variable.
-fn assigns_user_var(c: &Classification, sql: &[u8]) -> bool {
-    sql.contains(&b'@')
-        && (c.kind == StatementKind::Call
-            || sql.windows(2).any(|w| w == b":=")
-            || sql.windows(4).any(|w| w.eq_ignore_ascii_case(b"into")))
-}
-
 impl Session {
     /// Applies what the server reported in a response, whatever the command.
     pub(super) fn note_response(&mut self, sc: &ResponseScanner) -> Reported {
         if sc.last_insert_id != 0 {
             self.last_insert_id = sc.last_insert_id;
-            if let Some(h) = self.held.as_mut() {
+            if let Some(h) = self.binding.held_mut() {
                 h.conn.last_insert_id = sc.last_insert_id;
             }
         }
         if let Some(st) = sc.status {
             self.last_status = st;
-            self.set_pin(pin::TRANSACTION, st & status::IN_TRANS != 0);
-            self.set_pin(pin::AUTOCOMMIT_OFF, st & status::AUTOCOMMIT == 0);
+            self.binding.set_pin(pin::TRANSACTION, st & status::IN_TRANS != 0);
+            self.binding.set_pin(pin::AUTOCOMMIT_OFF, st & status::AUTOCOMMIT == 0);
         }
         let mut reported = Reported {
             ok: !sc.error,
@@ -84,7 +76,10 @@ impl Session {
                             self.learn_position(Flavor::MariaDb.parse(&value));
                         }
                         SystemVar::Ignore => {}
-                        SystemVar::Pin => self.set_pin(pin::SYSTEM_VARIABLE, true),
+                        SystemVar::Pin => {
+                            self.own_tracking |= name.starts_with("session_track_");
+                            self.binding.set_pin(pin::SYSTEM_VARIABLE, true);
+                        }
                     }
                 }
                 TrackEntry::Gtids(g) if !g.is_empty() => {
@@ -110,7 +105,7 @@ impl Session {
             StatementKind::Set => {
                 if let Some(assignments) = router::parse_set(sql) {
                     if self.state.record_user_vars(&assignments).needs_pin {
-                        self.set_pin(pin::USER_VARIABLE, true);
+                        self.binding.set_pin(pin::USER_VARIABLE, true);
                     }
                     self.sync_held_vars();
                 }
@@ -120,17 +115,17 @@ impl Session {
                     self.set_schema(Some(schema));
                 }
             }
-            StatementKind::Lock => self.set_pin(pin::LOCK_TABLES, true),
-            StatementKind::Unlock => self.set_pin(pin::LOCK_TABLES, false),
-            StatementKind::Prepare => self.set_pin(pin::SQL_PREPARE, true),
+            StatementKind::Lock => self.binding.set_pin(pin::LOCK_TABLES, true),
+            StatementKind::Unlock => self.binding.set_pin(pin::LOCK_TABLES, false),
+            StatementKind::Prepare => self.binding.set_pin(pin::SQL_PREPARE, true),
             _ => {}
         }
         match c.holds {
-            Some(Holds::Handler) => self.set_pin(pin::HANDLER, true),
-            Some(Holds::BackupStage) => self.set_pin(pin::BACKUP_STAGE, true),
-            Some(Holds::BackupRelease) => self.set_pin(pin::BACKUP_STAGE, false),
-            Some(Holds::Xa) => self.set_pin(pin::XA, true),
-            Some(Holds::XaRelease) => self.set_pin(pin::XA, false),
+            Some(Holds::Handler) => self.binding.set_pin(pin::HANDLER, true),
+            Some(Holds::BackupStage) => self.binding.set_pin(pin::BACKUP_STAGE, true),
+            Some(Holds::BackupRelease) => self.binding.set_pin(pin::BACKUP_STAGE, false),
+            Some(Holds::Xa) => self.binding.set_pin(pin::XA, true),
+            Some(Holds::XaRelease) => self.binding.set_pin(pin::XA, false),
             // Other handlers may still be open.
             Some(Holds::HandlerRelease) | None => {}
         }
@@ -140,14 +135,14 @@ impl Session {
         if c.drops_temp_table {
             self.temp_tables = self.temp_tables.saturating_sub(1);
         }
-        self.set_pin(pin::TEMP_TABLE, self.temp_tables > 0);
+        self.binding.set_pin(pin::TEMP_TABLE, self.temp_tables > 0);
         if c.uses_user_lock {
-            self.set_pin(pin::USER_LOCK, true);
+            self.binding.set_pin(pin::USER_LOCK, true);
         }
         // `@v := …`, `SELECT … INTO @v`, `CALL p(@out)`: the server assigned
         // a user variable Gantry cannot replay (and does not report it).
-        if c.route == Route::Primary && c.kind != StatementKind::Set && assigns_user_var(c, sql) {
-            self.set_pin(pin::USER_VARIABLE, true);
+        if c.assigns_user_var {
+            self.binding.set_pin(pin::USER_VARIABLE, true);
         }
         // The server says state changed: unless this statement's own
         // bookkeeping above accounts for it, it lives on this connection.
@@ -158,13 +153,13 @@ impl Session {
             ) || c.creates_temp_table
                 || c.drops_temp_table);
         if reported.state_changed && !explained {
-            self.set_pin(pin::SERVER_STATE, true);
+            self.binding.set_pin(pin::SERVER_STATE, true);
         }
     }
 
     /// The current schema changed (tracker, COM_INIT_DB, USE).
     pub(super) fn set_schema(&mut self, schema: Option<String>) {
-        if let Some(h) = self.held.as_mut() {
+        if let Some(h) = self.binding.held_mut() {
             h.conn.schema.clone_from(&schema);
         }
         self.state.schema = schema;
@@ -175,7 +170,7 @@ impl Session {
 
     /// The held connection has what the session state has.
     fn sync_held_vars(&mut self) {
-        if let Some(h) = self.held.as_mut() {
+        if let Some(h) = self.binding.held_mut() {
             if h.conn.vars_hash != self.state.vars_hash {
                 h.conn.vars.clone_from(&self.state.vars);
                 h.conn.vars_hash = self.state.vars_hash;

@@ -8,17 +8,20 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::net::TcpStream;
 
+mod binding;
 mod causal;
 mod control;
 mod effects;
 mod prepared;
+mod replay;
 
 use super::client_stream::ClientStream;
 use super::forward::{forward, ForwardError};
 use super::registry::{pin, SessionInfo};
 use super::state::SessionState;
 use super::stmt::Statements;
-use crate::backend::{BackendRuntime, Lease, PoolKey};
+use crate::backend::{BackendRuntime, PoolKey};
+use binding::Binding;
 use crate::config::Consistency;
 use crate::context::Context;
 use crate::gtid::Gtid;
@@ -26,13 +29,6 @@ use crate::protocol::packet::{header, PacketReader};
 use crate::protocol::reply::{err_packet, ok_packet, MyError};
 use crate::protocol::{cmd, status, Expect, MAX_PAYLOAD};
 use crate::router::{self, Classification, Route, StatementKind};
-
-/// A backend connection the session is using.
-struct Held {
-    backend: Arc<BackendRuntime>,
-    /// Back to its pool (or closed, if marked) when dropped.
-    conn: Lease,
-}
 
 /// Where a command should run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,9 +57,8 @@ pub struct Session {
     password: Arc<str>,
     pool_key: PoolKey,
     state: SessionState,
-    held: Option<Held>,
-    /// `pin` bits: while non-zero the session stays on `held`.
-    pins: u32,
+    /// The backend connection held, and why (pins).
+    binding: Binding,
     temp_tables: u32,
     /// Status flags of the last response, for COM_PING answered locally.
     last_status: u16,
@@ -99,6 +94,9 @@ pub struct Session {
     client_tracks: bool,
     /// Reused buffer for the tracker data of a response.
     track: Vec<u8>,
+    /// The client changed session_track_* itself: it gets the tracking data
+    /// its settings produce, unfiltered.
+    own_tracking: bool,
     /// `wait_timeout` the session set: an idle client is closed after it,
     /// as the server would.
     wait_timeout: Option<std::time::Duration>,
@@ -119,14 +117,6 @@ enum Wake {
     WaitTimeout,
 }
 
-/// Whether the statement reads LAST_INSERT_ID() / @@identity.
-fn mentions_insert_id(sql: &[u8]) -> bool {
-    const NEEDLES: [&[u8]; 2] = [b"insert_id", b"identity"];
-    NEEDLES
-        .iter()
-        .any(|n| sql.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n)))
-}
-
 /// At session end: connections with session-only state are closed, which
 /// also rolls back an open transaction, as a direct disconnect would.
 impl Drop for Session {
@@ -135,8 +125,8 @@ impl Drop for Session {
             // The client vanished without COM_QUIT: a connection that carried
             // its session state is dropped the same way, so the server counts
             // the aborted client as it would directly.
-            let pinned = self.pins != 0 || self.last_status & status::IN_TRANS != 0;
-            if let (Some(h), true) = (self.held.as_mut(), pinned) {
+            let pinned = self.binding.pinned() || self.last_status & status::IN_TRANS != 0;
+            if let (Some(h), true) = (self.binding.held_mut(), pinned) {
                 h.conn.abort_on_drop = true;
             }
         }
@@ -168,6 +158,7 @@ impl Session {
                 .map_or(cfg.consistency, |(_, m)| *m)
         };
         let ticket = s.info.id.wrapping_mul(2_654_435_761);
+        let binding = Binding::new(s.info.clone());
         Self {
             ctx: s.ctx,
             info: s.info,
@@ -182,6 +173,7 @@ impl Session {
                 & u64::from(crate::protocol::auth::CLIENT_SESSION_TRACK)
                 != 0,
             track: Vec::new(),
+            own_tracking: false,
             wait_timeout: None,
             reader: s.reader,
             out: BytesMut::with_capacity(256),
@@ -191,8 +183,7 @@ impl Session {
                 schema: s.schema,
                 ..Default::default()
             },
-            held: None,
-            pins: 0,
+            binding,
             temp_tables: 0,
             last_status: status::AUTOCOMMIT,
             ticket,
@@ -273,7 +264,7 @@ impl Session {
                 cmd::SET_OPTION => {
                     self.simple(&request, Target::Current, Expect::Single)
                         .await?;
-                    self.set_pin(pin::SESSION_OPTION, true);
+                    self.binding.set_pin(pin::SESSION_OPTION, true);
                 }
                 cmd::STMT_PREPARE => self.stmt_prepare(&request).await?,
                 cmd::STMT_EXECUTE => self.stmt_execute(&request).await?,
@@ -298,10 +289,10 @@ impl Session {
                 }
                 return Ok(None);
             }
-            let releasable = self.held.is_some() && self.pins == 0;
+            let releasable = self.binding.is_held() && !self.binding.pinned();
             let idle = self.ctx.settings.load().idle_release;
             let wake = {
-                let held = self.held.as_ref();
+                let held = self.binding.held();
                 // Under pressure, also give the connection back at once when
                 // another client starts waiting for one from that pool. (Only
                 // then: listening means a shared waiter list per statement.)
@@ -352,7 +343,7 @@ impl Session {
                 Wake::Killed | Wake::WaitTimeout => return Ok(None),
                 Wake::Release => self.release_held(),
                 Wake::BackendReadable => {
-                    if self.held.as_mut().is_some_and(|h| h.conn.is_stale()) {
+                    if self.binding.held_mut().is_some_and(|h| h.conn.is_stale()) {
                         if self.carries_state() {
                             return Ok(None);
                         }
@@ -365,14 +356,14 @@ impl Session {
 
     /// The held connection has state that exists nowhere else.
     fn carries_state(&self) -> bool {
-        self.pins != 0 || self.last_status & status::IN_TRANS != 0
+        self.binding.pinned() || self.last_status & status::IN_TRANS != 0
     }
 
     async fn query(&mut self, request: &[u8]) -> Result<(), End> {
         let (len, _) = header(request);
         let end = (4 + len).min(request.len());
         let sql = &request[5..end];
-        if control::mentions_kill(sql) {
+        if router::mentions_kill(sql) {
             return self.query_with_kill(request, sql).await;
         }
         // A statement longer than one packet was not inspected whole.
@@ -392,13 +383,15 @@ impl Session {
         class: Classification,
     ) -> Result<(), End> {
         if class.kind == StatementKind::Set {
-            if let Some(value) = causal::set_consistency_value(sql) {
+            if let Some(value) = router::gantry_consistency_value(sql) {
                 return self.set_consistency(&value).await;
             }
         }
-        let mut target = self.target_for(&class, sql);
+        let mut target = self.target_for(&class);
         if target == Target::Replica {
-            let mode = causal::hinted_consistency(sql).unwrap_or(self.consistency);
+            let mode = router::consistency_hint(sql)
+                .and_then(|h| h.parse().ok())
+                .unwrap_or(self.consistency);
             if mode != Consistency::Eventual {
                 if !self.prepare_causal_read(mode).await? {
                     return Ok(());
@@ -420,14 +413,14 @@ impl Session {
         Ok(())
     }
 
-    fn target_for(&mut self, c: &Classification, sql: &[u8]) -> Target {
-        if self.pins != 0 {
+    fn target_for(&mut self, c: &Classification) -> Target {
+        if self.binding.pinned() {
             return Target::Current;
         }
         if c.asks_previous {
             // LAST_INSERT_ID() is the session's, not the last connection's:
             // run it on the primary, replaying the id Gantry saw in OK packets.
-            if mentions_insert_id(sql) {
+            if c.reads_insert_id {
                 self.sync_insert_id = true;
                 return Target::Primary;
             }
@@ -478,10 +471,15 @@ impl Session {
         expect: Expect,
         is_read: bool,
     ) -> Result<Option<effects::Reported>, End> {
-        let held = self.held.as_mut().expect("prepare_conn sets held");
+        let held = self.binding.held_mut().expect("prepare_conn sets held");
         let backend = held.backend.clone();
         let mut sc = held.conn.scanner(expect);
-        sc.strip = !self.client_tracks;
+        // Tracking data as the client would get it directly: none, or what
+        // the servers' defaults show (unless it changed the settings).
+        sc.strip = !(self.client_tracks && self.own_tracking);
+        if self.client_tracks && !self.own_tracking {
+            sc.view = Some(held.conn.track_view.clone());
+        }
         sc.track = std::mem::take(&mut self.track);
         sc.track.clear();
         let result = forward(
@@ -523,7 +521,7 @@ impl Session {
             .stats
             .backend_errors
             .fetch_add(1, Ordering::Relaxed);
-        let was_pinned = self.pins != 0;
+        let was_pinned = self.binding.pinned();
         self.discard_held();
         if !clean || self.info.killed.load(Ordering::Relaxed) {
             return Err(End);
@@ -547,7 +545,7 @@ impl Session {
         target: Target,
         expect: Expect,
     ) -> Result<bool, End> {
-        let target = if self.pins != 0 {
+        let target = if self.binding.pinned() {
             Target::Current
         } else {
             target
@@ -568,18 +566,6 @@ impl Session {
             self.set_schema(Some(schema));
         }
         Ok(())
-    }
-
-    fn set_pin(&mut self, bit: u32, on: bool) {
-        let next = if on {
-            self.pins | bit
-        } else {
-            self.pins & !bit
-        };
-        if next != self.pins {
-            self.pins = next;
-            self.info.pins.store(next, Ordering::Relaxed);
-        }
     }
 
     fn count(&self, backend: &BackendRuntime, is_read: bool) {
@@ -603,190 +589,6 @@ impl Session {
             backend.stats.writes.fetch_add(1, Ordering::Relaxed);
             stats.writes.fetch_add(1, Ordering::Relaxed);
         }
-    }
-
-    /// Makes `held` a connection to the backend `target` resolves to.
-    async fn use_target(&mut self, target: Target) -> Result<(), MyError> {
-        let topo = self.ctx.topology.load();
-        let chosen = match target {
-            Target::Current if self.held.is_some() => return Ok(()),
-            Target::Current | Target::Primary => topo.primary(),
-            Target::Replica => {
-                self.ticket = self.ticket.wrapping_add(1);
-                topo.pick_replica(self.ticket).or_else(|| topo.primary())
-            }
-        };
-        let Some(entry) = chosen else {
-            return Err(MyError::no_primary());
-        };
-        if self.pins != 0 && self.held.is_some() {
-            return Ok(());
-        }
-        let backend = entry.runtime.clone();
-        let fallback = topo.primary().map(|p| p.runtime.clone());
-        drop(topo);
-        match self.use_backend(backend.clone()).await {
-            Ok(()) => Ok(()),
-            Err(e) => match fallback {
-                // A replica that cannot be reached: the read goes to the primary.
-                Some(p) if target == Target::Replica && p.id != backend.id => {
-                    tracing::debug!(replica = %backend.addr, error = %e, "read falls back to the primary");
-                    self.acquire(p).await
-                }
-                _ => Err(e),
-            },
-        }
-    }
-
-    /// Makes `held` a connection to `backend` (the one held, if it is).
-    async fn use_backend(&mut self, backend: Arc<BackendRuntime>) -> Result<(), MyError> {
-        if self
-            .held
-            .as_ref()
-            .is_some_and(|h| h.backend.id == backend.id)
-        {
-            return Ok(());
-        }
-        self.release_held();
-        self.acquire(backend).await
-    }
-
-    async fn acquire(&mut self, backend: Arc<BackendRuntime>) -> Result<(), MyError> {
-        let pool = backend.pool(&self.pool_key);
-        let schema = self.state.schema.as_deref();
-        let mut conn = pool.acquire(&self.password, schema).await?;
-        if conn.owner == 0 {
-            conn.owner = self.token;
-        } else if conn.owner != self.token {
-            // It served another session: back to the servers' defaults.
-            let reset = match conn.reset_for(self.token).await {
-                Ok(r) => r,
-                Err(_) => Err(MyError::backend_lost(&backend.addr)),
-            };
-            if let Err(e) = reset {
-                tracing::warn!(backend = %backend.addr, error = %e, "a pooled connection failed its reset; closed");
-                conn.discard();
-                conn = pool.acquire_fresh(&self.password, schema).await?;
-                conn.owner = self.token;
-            }
-        }
-        self.hold(Held { backend, conn });
-        Ok(())
-    }
-
-    /// Makes `held` the session's connection, visible to KILL and the admin.
-    fn hold(&mut self, held: Held) {
-        self.info.backend.store(held.backend.id, Ordering::Relaxed);
-        self.info
-            .backend_thread
-            .store(held.conn.thread_id, Ordering::Relaxed);
-        self.held = Some(held);
-    }
-
-    /// Brings the held connection to the session's schema and variables.
-    async fn sync_state(&mut self) -> Result<(), MyError> {
-        if self.state.schema.is_none()
-            && self.held.as_ref().is_some_and(|h| h.conn.schema.is_some())
-        {
-            // A server cannot unselect a database: a session without one
-            // gets a fresh connection in place of this one.
-            let Some(Held { backend, conn }) = self.held.take() else {
-                return Ok(());
-            };
-            match conn.reconnect(&self.password).await {
-                Ok(mut conn) => {
-                    conn.owner = self.token;
-                    self.hold(Held { backend, conn });
-                }
-                Err(e) => {
-                    self.info.backend.store(0, Ordering::Relaxed);
-                    return Err(e);
-                }
-            }
-        }
-        let Some(h) = self.held.as_mut() else {
-            return Ok(());
-        };
-        let addr = h.backend.addr.clone();
-        let mut lost = false;
-        let mut result = Ok(());
-        if self.state.schema.is_some() && h.conn.schema != self.state.schema {
-            let schema = self.state.schema.clone().unwrap_or_default();
-            match h.conn.run(cmd::INIT_DB, schema.as_bytes()).await {
-                Ok(Ok(())) => h.conn.schema = Some(schema),
-                Ok(Err(e)) => result = Err(e),
-                Err(_) => lost = true,
-            }
-        }
-        if result.is_ok() && !lost && h.conn.vars_hash != self.state.vars_hash {
-            if !self.state.extends(&h.conn.vars) {
-                match h.conn.reset_for(self.token).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => result = Err(e),
-                    Err(_) => lost = true,
-                }
-            }
-            if let (Ok(()), false) = (&result, lost) {
-                if let Some(sql) = self.state.replay_sql(&h.conn.vars) {
-                    match h.conn.run(cmd::QUERY, sql.as_bytes()).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => result = Err(e),
-                        Err(_) => lost = true,
-                    }
-                }
-            }
-            if result.is_ok() && !lost {
-                h.conn.vars = self.state.vars.clone();
-                h.conn.vars_hash = self.state.vars_hash;
-            }
-        }
-        if result.is_ok() && !lost && self.sync_insert_id {
-            self.sync_insert_id = false;
-            let want = self.last_insert_id;
-            if want != 0 && h.conn.last_insert_id != want {
-                let sql = format!("DO LAST_INSERT_ID({want})");
-                match h.conn.run(cmd::QUERY, sql.as_bytes()).await {
-                    Ok(Ok(())) => h.conn.last_insert_id = want,
-                    Ok(Err(e)) => result = Err(e),
-                    Err(_) => lost = true,
-                }
-            }
-        }
-        if lost {
-            self.discard_held();
-            return Err(MyError::backend_lost(&addr));
-        }
-        if result.is_err() {
-            // A statement of Gantry's own failed: the connection's state is
-            // not known any more.
-            self.discard_held();
-        }
-        result
-    }
-
-    /// Gives the held connection back to its pool if its state is shareable.
-    fn release_held(&mut self) {
-        if let Some(mut h) = self.held.take() {
-            self.info.backend.store(0, Ordering::Relaxed);
-            // Statements the session no longer uses count against the
-            // server's global max_prepared_stmt_count: close them.
-            let stmts = &self.stmts;
-            if self.carries_state() || !h.conn.close_unused(|key| stmts.uses_key(key)) {
-                h.conn.discard_on_drop();
-            }
-        }
-    }
-
-    fn discard_held(&mut self) {
-        if let Some(h) = self.held.take() {
-            self.info.backend.store(0, Ordering::Relaxed);
-            h.conn.discard();
-        }
-        // Whatever was pinned lived on that connection.
-        self.pins = 0;
-        self.temp_tables = 0;
-        self.last_status = status::AUTOCOMMIT;
-        self.info.pins.store(0, Ordering::Relaxed);
     }
 
     async fn ok(&mut self, seq: u8) -> Result<(), End> {

@@ -26,7 +26,7 @@ fn unknown_statement(id: u32, what: &str) -> MyError {
 
 impl Session {
     fn statement_target(&self, route: Route) -> Target {
-        if self.pins != 0 {
+        if self.binding.pinned() {
             Target::Current
         } else if route == Route::Replica {
             Target::Replica
@@ -37,7 +37,7 @@ impl Session {
 
     /// The held connection is to a replica that serves reads.
     fn holds_serving_replica(&self) -> bool {
-        self.held.as_ref().is_some_and(|h| {
+        self.binding.held().is_some_and(|h| {
             self.ctx
                 .topology
                 .load()
@@ -65,7 +65,7 @@ impl Session {
             return Ok(());
         }
         let key = statement_key(self.state.schema.as_deref(), &sql);
-        let held = self.held.as_mut().expect("prepare_conn sets held");
+        let held = self.binding.held_mut().expect("prepare_conn sets held");
         let backend = held.backend.clone();
         let mut out = std::mem::take(&mut self.scratch);
         let result = held.conn.prepare(request, key, &mut out).await;
@@ -131,7 +131,7 @@ impl Session {
             None => return Ok(()),
         };
         // Long data waits in Gantry until the connection is known.
-        let held = self.held.as_mut().expect("prepare_conn sets held");
+        let held = self.binding.held_mut().expect("prepare_conn sets held");
         for mut packet in stmt.long_data.drain(..) {
             set_statement_id(&mut packet, backend_id);
             if let Err(e) = held.conn.stream.write_all(&packet).await {
@@ -157,7 +157,7 @@ impl Session {
         };
         if reported.ok && opened_cursor {
             stmt.cursor = Some(backend_id);
-            self.set_pin(pin::CURSOR, true);
+            self.binding.set_pin(pin::CURSOR, true);
         }
         self.statement_effects(&stmt.class, &stmt.sql, reported);
         Ok(())
@@ -166,7 +166,7 @@ impl Session {
     /// The held connection's server id for `stmt`, preparing it there if
     /// needed. `None`: the client has been sent an error.
     async fn prepared_on_held(&mut self, stmt: &ClientStatement) -> Result<Option<u32>, End> {
-        let held = self.held.as_mut().expect("prepare_conn sets held");
+        let held = self.binding.held_mut().expect("prepare_conn sets held");
         if let Some(b) = held.conn.prepared_id(stmt.key) {
             return Ok(Some(b));
         }
@@ -203,7 +203,7 @@ impl Session {
     pub(super) async fn stmt_fetch(&mut self, request: &[u8]) -> Result<(), End> {
         let id = statement_id(&request[4..]).unwrap_or(0);
         let cursor = self.stmts.get_mut(id).and_then(|s| s.cursor);
-        let (Some(backend_id), true) = (cursor, self.held.is_some()) else {
+        let (Some(backend_id), true) = (cursor, self.binding.is_held()) else {
             let err = MyError::new(
                 1421,
                 "HY000",
@@ -227,7 +227,7 @@ impl Session {
         };
         stmt.long_data.clear();
         match stmt.cursor.take() {
-            Some(backend_id) if self.held.is_some() => {
+            Some(backend_id) if self.binding.is_held() => {
                 let mut packet = request.to_vec();
                 set_statement_id(&mut packet, backend_id);
                 self.relay(&packet, Expect::Single, false).await?;
@@ -246,7 +246,7 @@ impl Session {
         let id = statement_id(&request[4..]).unwrap_or(0);
         if let Some(stmt) = self.stmts.remove(id) {
             let shared = self.stmts.uses_key(stmt.key);
-            if let (false, Some(h)) = (shared, self.held.as_mut()) {
+            if let (false, Some(h)) = (shared, self.binding.held_mut()) {
                 if let Some(backend_id) = h.conn.prepared_id(stmt.key) {
                     if h.conn.close_statement(backend_id).await.is_err() {
                         self.discard_held();
@@ -267,6 +267,6 @@ impl Session {
 
     fn update_cursor_pin(&mut self) {
         let open = self.stmts.any_cursor();
-        self.set_pin(pin::CURSOR, open);
+        self.binding.set_pin(pin::CURSOR, open);
     }
 }

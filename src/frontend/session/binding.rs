@@ -1,0 +1,192 @@
+//! The backend connection a session holds, and why it must keep it (pins):
+//! one owner for both, so the admin port's view (`SessionInfo`) and the
+//! connection's fate at release always agree. Which connection to take for
+//! a statement (primary, a replica, the one held) is decided here too.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::{Session, Target};
+use crate::backend::{BackendRuntime, Lease};
+use crate::frontend::registry::SessionInfo;
+use crate::frontend::stmt::Statements;
+use crate::protocol::MyError;
+
+/// A backend connection the session is using.
+pub(super) struct Held {
+    pub backend: Arc<BackendRuntime>,
+    /// Back to its pool (or closed, if marked) when dropped.
+    pub conn: Lease,
+}
+
+pub(super) struct Binding {
+    held: Option<Held>,
+    /// `pin` bits: while non-zero the session stays on `held`.
+    pins: u32,
+    info: Arc<SessionInfo>,
+}
+
+impl Binding {
+    pub fn new(info: Arc<SessionInfo>) -> Self {
+        Self {
+            held: None,
+            pins: 0,
+            info,
+        }
+    }
+
+    pub fn held(&self) -> Option<&Held> {
+        self.held.as_ref()
+    }
+
+    pub fn held_mut(&mut self) -> Option<&mut Held> {
+        self.held.as_mut()
+    }
+
+    pub fn is_held(&self) -> bool {
+        self.held.is_some()
+    }
+
+    pub fn pinned(&self) -> bool {
+        self.pins != 0
+    }
+
+    pub fn set_pin(&mut self, bit: u32, on: bool) {
+        let next = if on {
+            self.pins | bit
+        } else {
+            self.pins & !bit
+        };
+        if next != self.pins {
+            self.pins = next;
+            self.info.pins.store(next, Ordering::Relaxed);
+        }
+    }
+
+    /// Forgets every pin (the state they stood for is gone).
+    pub fn clear_pins(&mut self) {
+        self.pins = 0;
+        self.info.pins.store(0, Ordering::Relaxed);
+    }
+
+    /// Makes `held` the session's connection, visible to KILL and the admin.
+    pub fn hold(&mut self, held: Held) {
+        self.info.backend.store(held.backend.id, Ordering::Relaxed);
+        self.info
+            .backend_thread
+            .store(held.conn.thread_id, Ordering::Relaxed);
+        self.held = Some(held);
+    }
+
+    /// Takes the held connection out (its fate is the caller's).
+    pub fn take(&mut self) -> Option<Held> {
+        self.info.backend.store(0, Ordering::Relaxed);
+        self.held.take()
+    }
+
+    /// Gives the held connection back to its pool unless it carries state
+    /// (`carries_state`) or its statements cannot all be closed.
+    pub fn release(&mut self, carries_state: bool, stmts: &Statements) {
+        if let Some(mut h) = self.take() {
+            // Statements the session no longer uses count against the
+            // server's global max_prepared_stmt_count: close them.
+            if carries_state || !h.conn.close_unused(|key| stmts.uses_key(key)) {
+                h.conn.discard_on_drop();
+            }
+        }
+    }
+
+    /// Closes the held connection, and with it whatever was pinned there.
+    pub fn discard(&mut self) {
+        if let Some(h) = self.take() {
+            h.conn.discard();
+        }
+        self.clear_pins();
+    }
+}
+
+impl Session {
+    /// Makes `held` a connection to the backend `target` resolves to.
+    pub(super) async fn use_target(&mut self, target: Target) -> Result<(), MyError> {
+        let topo = self.ctx.topology.load();
+        let chosen = match target {
+            Target::Current if self.binding.is_held() => return Ok(()),
+            Target::Current | Target::Primary => topo.primary(),
+            Target::Replica => {
+                self.ticket = self.ticket.wrapping_add(1);
+                topo.pick_replica(self.ticket).or_else(|| topo.primary())
+            }
+        };
+        let Some(entry) = chosen else {
+            return Err(MyError::no_primary());
+        };
+        if self.binding.pinned() && self.binding.is_held() {
+            return Ok(());
+        }
+        let backend = entry.runtime.clone();
+        let fallback = topo.primary().map(|p| p.runtime.clone());
+        drop(topo);
+        match self.use_backend(backend.clone()).await {
+            Ok(()) => Ok(()),
+            Err(e) => match fallback {
+                // A replica that cannot be reached: the read goes to the primary.
+                Some(p) if target == Target::Replica && p.id != backend.id => {
+                    tracing::debug!(replica = %backend.addr, error = %e, "read falls back to the primary");
+                    self.acquire(p).await
+                }
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// Makes `held` a connection to `backend` (the one held, if it is).
+    pub(super) async fn use_backend(&mut self, backend: Arc<BackendRuntime>) -> Result<(), MyError> {
+        if self
+            .binding
+            .held()
+            .is_some_and(|h| h.backend.id == backend.id)
+        {
+            return Ok(());
+        }
+        self.release_held();
+        self.acquire(backend).await
+    }
+
+    /// A connection of `backend`'s pool for this session: one that served
+    /// another session is reset first.
+    async fn acquire(&mut self, backend: Arc<BackendRuntime>) -> Result<(), MyError> {
+        let pool = backend.pool(&self.pool_key);
+        let schema = self.state.schema.as_deref();
+        let mut conn = pool.acquire(&self.password, schema).await?;
+        if conn.owner == 0 {
+            conn.owner = self.token;
+        } else if conn.owner != self.token {
+            // It served another session: back to the servers' defaults.
+            let reset = match conn.reset_for(self.token).await {
+                Ok(r) => r,
+                Err(_) => Err(MyError::backend_lost(&backend.addr)),
+            };
+            if let Err(e) = reset {
+                tracing::warn!(backend = %backend.addr, error = %e, "a pooled connection failed its reset; closed");
+                conn.discard();
+                conn = pool.acquire_fresh(&self.password, schema).await?;
+                conn.owner = self.token;
+            }
+        }
+        self.binding.hold(Held { backend, conn });
+        Ok(())
+    }
+
+    /// Gives the held connection back to its pool if its state is shareable.
+    pub(super) fn release_held(&mut self) {
+        let carries_state = self.carries_state();
+        self.binding.release(carries_state, &self.stmts);
+    }
+
+    /// Closes the held connection; what lived on it is gone.
+    pub(super) fn discard_held(&mut self) {
+        self.binding.discard();
+        self.temp_tables = 0;
+        self.last_status = crate::protocol::status::AUTOCOMMIT;
+    }
+}
