@@ -10,11 +10,11 @@ use tokio::net::TcpStream;
 
 use crate::frontend::state::Var;
 use crate::protocol::auth::{self, BackendGreeting};
-use crate::protocol::track::TrackView;
-use std::sync::Arc;
 use crate::protocol::packet::{header, lenenc_int, put_packet, PacketReader};
 use crate::protocol::reply::{parse_err, MyError};
+use crate::protocol::track::TrackView;
 use crate::protocol::{cmd, Expect, ResponseScanner, ScanState};
+use std::sync::Arc;
 
 /// Prepared statements kept per backend connection: well below any sane
 /// `max_prepared_stmt_count` (a global limit, default 16382).
@@ -146,7 +146,11 @@ impl BackendConn {
              @@session.session_track_schema, @@session.session_track_state_change, {gtids}, \
              @@session.session_track_system_variables)"
         );
-        let settings = self.query_value(&sql).await.map_err(lost)??.unwrap_or_default();
+        let settings = self
+            .query_value(&sql)
+            .await
+            .map_err(lost)??
+            .unwrap_or_default();
         let parts: Vec<&str> = settings.split('\u{1}').collect();
         if let [cs, coll, schema, state, gtids, vars] = parts[..] {
             self.names = format!("NAMES '{cs}' COLLATE '{coll}', ");

@@ -328,12 +328,8 @@ mod tests {
             ],
         );
         let l = ok_layout(&p).unwrap();
-        let view = TrackView::from_settings(
-            "ON",
-            "OFF",
-            "",
-            "autocommit,character_set_client,time_zone",
-        );
+        let view =
+            TrackView::from_settings("ON", "OFF", "", "autocommit,character_set_client,time_zone");
         let (a, b) = l.state.unwrap();
         assert!(!view.shows_all(&p[a..b]));
         let mut out = BytesMut::new();

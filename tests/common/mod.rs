@@ -20,6 +20,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod gantry;
+pub mod raw;
 mod topology;
 
 pub use gantry::Gantry;

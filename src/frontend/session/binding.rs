@@ -140,7 +140,10 @@ impl Session {
     }
 
     /// Makes `held` a connection to `backend` (the one held, if it is).
-    pub(super) async fn use_backend(&mut self, backend: Arc<BackendRuntime>) -> Result<(), MyError> {
+    pub(super) async fn use_backend(
+        &mut self,
+        backend: Arc<BackendRuntime>,
+    ) -> Result<(), MyError> {
         if self
             .binding
             .held()

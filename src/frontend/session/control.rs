@@ -94,7 +94,9 @@ impl Session {
         let ranges = crate::router::statement_ranges(sql);
         let kills: Vec<(usize, usize, bool, u32)> = ranges
             .iter()
-            .filter_map(|&(a, b)| crate::router::parse_kill(&sql[a..b]).map(|(q, id)| (a, b, q, id)))
+            .filter_map(|&(a, b)| {
+                crate::router::parse_kill(&sql[a..b]).map(|(q, id)| (a, b, q, id))
+            })
             .collect();
         if kills.is_empty() {
             let class = crate::router::classify(sql);

@@ -39,8 +39,10 @@ impl Session {
         }
         if let Some(st) = sc.status {
             self.last_status = st;
-            self.binding.set_pin(pin::TRANSACTION, st & status::IN_TRANS != 0);
-            self.binding.set_pin(pin::AUTOCOMMIT_OFF, st & status::AUTOCOMMIT == 0);
+            self.binding
+                .set_pin(pin::TRANSACTION, st & status::IN_TRANS != 0);
+            self.binding
+                .set_pin(pin::AUTOCOMMIT_OFF, st & status::AUTOCOMMIT == 0);
         }
         let mut reported = Reported {
             ok: !sc.error,

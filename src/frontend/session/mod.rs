@@ -21,7 +21,6 @@ use super::registry::{pin, SessionInfo};
 use super::state::SessionState;
 use super::stmt::Statements;
 use crate::backend::{BackendRuntime, PoolKey};
-use binding::Binding;
 use crate::config::Consistency;
 use crate::context::Context;
 use crate::gtid::Gtid;
@@ -29,6 +28,7 @@ use crate::protocol::packet::{header, PacketReader};
 use crate::protocol::reply::{err_packet, ok_packet, MyError};
 use crate::protocol::{cmd, status, Expect, MAX_PAYLOAD};
 use crate::router::{self, Classification, Route, StatementKind};
+use binding::Binding;
 
 /// Where a command should run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
