@@ -248,6 +248,46 @@ async fn kill_checks_ownership_and_works_in_multi_statements() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn connection_id_is_the_id_kill_takes() {
+    let t = shared_topology();
+    let g = Gantry::start(t, &[]);
+    let mut c = connect(&g).await;
+    let id = u64::from(c.id());
+    let text: u64 = c
+        .query_first("SELECT CONNECTION_ID()")
+        .await
+        .unwrap()
+        .unwrap();
+    let binary: u64 = c
+        .exec_first("SELECT CONNECTION_ID()", ())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((text, binary), (id, id));
+    let row: Row = c
+        .query_first("SELECT connection_id(), 'CONNECTION_ID()' AS s")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.columns_ref()[0].name_str(), "connection_id()");
+    assert_eq!(row.get::<u64, _>(0), Some(id));
+    assert_eq!(row.get::<String, _>(1).as_deref(), Some("CONNECTION_ID()"));
+    // The id another client reads is the one KILL takes.
+    let mut other = connect(&g).await;
+    let running = tokio::spawn(async move { c.query_drop("SELECT SLEEP(20)").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    other
+        .query_drop(format!("KILL QUERY {text}"))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(3), running)
+        .await
+        .expect("killed by the id CONNECTION_ID() gave")
+        .unwrap()
+        .ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_refused_change_user_keeps_the_connection() {
     let t = shared_topology();
     let g = Gantry::start(t, &[]);

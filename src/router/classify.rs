@@ -81,6 +81,10 @@ pub struct Classification {
     /// Assigns a user variable outside SET (`@v := …`, `INTO @v`, a CALL
     /// with `@out`), which the tracker does not report.
     pub assigns_user_var: bool,
+    /// A KILL statement (alone or in a multi-statement): its id is Gantry's.
+    pub kill: bool,
+    /// Calls CONNECTION_ID(), which must answer Gantry's id.
+    pub connection_id: bool,
 }
 
 /// Connection-bound state the server does not report through session
@@ -132,6 +136,8 @@ struct Scan {
     into_user_var: bool,
     user_var: bool,
     insert_id: bool,
+    kill: bool,
+    connection_id: bool,
     user_lock: bool,
     asks_prev: bool,
     calc: bool,
@@ -167,6 +173,8 @@ fn scan(sql: &[u8]) -> Scan {
         into_user_var: false,
         user_var: false,
         insert_id: false,
+        kill: false,
+        connection_id: false,
         user_lock: false,
         asks_prev: false,
         calc: false,
@@ -274,6 +282,8 @@ fn scan(sql: &[u8]) -> Scan {
                 into_list = p1 == Kw::Into || (p1 == Kw::Comma && into_list);
                 s.into_user_var |= into_list;
             }
+            Kw::Kill => s.kill = true,
+            Kw::ConnectionIdFn => s.connection_id = true,
             Kw::PreviousFn => {
                 s.insert_id |= t.inner(sql).eq_ignore_ascii_case(b"LAST_INSERT_ID");
             }
@@ -368,6 +378,7 @@ fn leader(h: &[Kw]) -> (StatementKind, Base) {
         | Kw::Load
         | Kw::Handler
         | Kw::Backup
+        | Kw::Kill
         | Kw::Do
         | Kw::Get
         | Kw::Admin
@@ -427,6 +438,8 @@ pub fn uninspected() -> Classification {
         holds: None,
         reads_insert_id: false,
         assigns_user_var: false,
+        kill: false,
+        connection_id: false,
     }
 }
 
@@ -525,6 +538,8 @@ pub fn classify(sql: &[u8]) -> Classification {
         calc_found_rows: s.calc,
         holds: holds_of(h, sql),
         reads_insert_id: s.insert_id,
+        kill: s.kill,
+        connection_id: s.connection_id,
         assigns_user_var: kind != StatementKind::Set
             && (s.assign || s.into_user_var || (kind == StatementKind::Call && s.user_var)),
     }

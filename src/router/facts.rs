@@ -1,7 +1,10 @@
 //! Facts about a statement that the session acts on besides its route:
 //! KILL targets (Gantry's connection ids), Gantry's own session variable
-//! and per-statement consistency hints. All SQL text inspection lives in
-//! the router.
+//! and per-statement consistency hints, CONNECTION_ID() calls. All SQL
+//! text inspection lives in the router.
+
+use super::keywords::{kind_of, Kw};
+use super::lexer::{Lexer, T};
 
 /// `KILL [HARD|SOFT] [CONNECTION|QUERY] id`: (query_only, id).
 pub fn parse_kill(sql: &[u8]) -> Option<(bool, u32)> {
@@ -25,9 +28,44 @@ pub fn parse_kill(sql: &[u8]) -> Option<(bool, u32)> {
     None
 }
 
-/// Whether a COM_QUERY may contain a KILL Gantry must translate.
-pub fn mentions_kill(sql: &[u8]) -> bool {
-    sql.windows(4).any(|w| w.eq_ignore_ascii_case(b"kill"))
+/// `sql` with every `CONNECTION_ID()` call replaced by Gantry's id for the
+/// session (the server would answer its own thread id, which Gantry's KILL
+/// does not take). A bare select-list item keeps its column name.
+pub fn with_connection_id(sql: &[u8], id: u32) -> Vec<u8> {
+    let mut toks = Vec::new();
+    let mut lx = Lexer::new(sql);
+    while let Some(t) = lx.next_token() {
+        toks.push(t);
+    }
+    let kind = |i: usize| toks.get(i).map_or(Kw::Semi, |t| kind_of(sql, t));
+    let mut out = Vec::with_capacity(sql.len() + 32);
+    let mut at = 0;
+    let mut i = 0;
+    while i < toks.len() {
+        let call =
+            kind(i) == Kw::ConnectionIdFn && kind(i + 1) == Kw::LParen && kind(i + 2) == Kw::RParen;
+        if !call {
+            i += 1;
+            continue;
+        }
+        let (start, end) = (toks[i].start, toks[i + 2].end);
+        out.extend_from_slice(&sql[at..start]);
+        out.extend_from_slice(id.to_string().as_bytes());
+        let item_start = i == 0 || matches!(kind(i - 1), Kw::Select | Kw::Comma);
+        let from = toks
+            .get(i + 3)
+            .is_some_and(|t| t.t == T::Word && t.inner(sql).eq_ignore_ascii_case(b"FROM"));
+        let item_end = from || matches!(kind(i + 3), Kw::Comma | Kw::Semi | Kw::Into | Kw::RParen);
+        if item_start && item_end {
+            out.extend_from_slice(b" AS `");
+            out.extend_from_slice(&sql[start..end]);
+            out.push(b'`');
+        }
+        at = end;
+        i += 3;
+    }
+    out.extend_from_slice(&sql[at..]);
+    out
 }
 
 /// `/* gantry:consistency=global */` at the start of a statement.
@@ -82,6 +120,25 @@ mod tests {
         assert_eq!(parse_kill(b"KILLED 3"), None);
         assert_eq!(parse_kill(b"SELECT 1"), None);
         assert_eq!(parse_kill(&[0xff, 0xfe]), None);
+    }
+
+    #[test]
+    fn connection_id_answers_gantrys_id() {
+        let w = |sql: &[u8]| String::from_utf8(with_connection_id(sql, 42)).unwrap();
+        assert_eq!(
+            w(b"SELECT CONNECTION_ID()"),
+            "SELECT 42 AS `CONNECTION_ID()`"
+        );
+        assert_eq!(
+            w(b"select connection_id(), 1 from dual"),
+            "select 42 AS `connection_id()`, 1 from dual"
+        );
+        assert_eq!(w(b"SELECT CONNECTION_ID() AS me"), "SELECT 42 AS me");
+        assert_eq!(
+            w(b"SELECT * FROM t WHERE id = CONNECTION_ID() + 1"),
+            "SELECT * FROM t WHERE id = 42 + 1"
+        );
+        assert_eq!(w(b"SELECT 'CONNECTION_ID()'"), "SELECT 'CONNECTION_ID()'");
     }
 
     #[test]

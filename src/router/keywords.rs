@@ -62,7 +62,8 @@ pub(crate) enum Kw {
     Backup,
     Do,
     Get,
-    Admin, // ANALYZE/OPTIMIZE/REPAIR/CHECK/FLUSH/KILL/...: Primary, Other
+    Admin, // ANALYZE/OPTIMIZE/REPAIR/CHECK/FLUSH/...: Primary, Other
+    Kill,
     // Other words
     Transaction,
     Work,
@@ -119,6 +120,7 @@ pub(crate) enum Kw {
     On,
     Off,
     Niladic, // CURRENT_TIMESTAMP & co: function calls without parentheses
+    ConnectionIdFn,
     // Functions that pin a statement to the primary
     UserLockFn, // GET_LOCK, RELEASE_LOCK, RELEASE_ALL_LOCKS, IS_FREE_LOCK, IS_USED_LOCK
     PreviousFn, // LAST_INSERT_ID, FOUND_ROWS, ROW_COUNT, LASTVAL
@@ -145,6 +147,7 @@ const KEYWORDS: &[(&[u8], Kw)] = &[
     (b"CHECKSUM", Admin),
     (b"CLONE", Admin),
     (b"COMMIT", Commit),
+    (b"CONNECTION_ID", ConnectionIdFn),
     (b"COUNT", Count),
     (b"CREATE", Create),
     (b"CURRENT_DATE", Niladic),
@@ -188,7 +191,7 @@ const KEYWORDS: &[(&[u8], Kw)] = &[
     (b"INTO", Into),
     (b"IS_FREE_LOCK", UserLockFn),
     (b"IS_USED_LOCK", UserLockFn),
-    (b"KILL", Admin),
+    (b"KILL", Kill),
     (b"LASTVAL", PreviousFn),
     (b"LAST_INSERT_ID", PreviousFn),
     (b"LOAD", Load),

@@ -17,6 +17,6 @@ mod tests;
 pub use classify::{
     classify, statement_ranges, uninspected, Classification, Hint, Holds, Route, StatementKind,
 };
-pub use facts::{consistency_hint, gantry_consistency_value, mentions_kill, parse_kill};
+pub use facts::{consistency_hint, gantry_consistency_value, parse_kill, with_connection_id};
 pub use set::{parse_set, use_schema, SetAssignment, SetScope};
 pub use shape_cache::{clear_shape_cache, shape_cache_stats};

@@ -27,6 +27,8 @@ fn expect(sql: &[u8], route: Route, kind: StatementKind, flags: &str) {
         holds: classify(sql).holds,
         reads_insert_id: classify(sql).reads_insert_id,
         assigns_user_var: classify(sql).assigns_user_var,
+        kill: classify(sql).kill,
+        connection_id: classify(sql).connection_id,
     };
     assert_eq!(classify(sql), want, "{}", String::from_utf8_lossy(sql));
 }

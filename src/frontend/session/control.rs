@@ -122,11 +122,7 @@ impl Session {
             at = b;
         }
         text.extend_from_slice(&sql[at..]);
-        let mut payload = Vec::with_capacity(text.len() + 1);
-        payload.push(cmd::QUERY);
-        payload.extend_from_slice(&text);
-        let mut rewritten = bytes::BytesMut::with_capacity(payload.len() + 4);
-        put_packet(&mut rewritten, 0, &payload);
+        let rewritten = super::query_packet(&text);
         let class = crate::router::classify(&text);
         self.run_query(&rewritten, &text, class).await
     }

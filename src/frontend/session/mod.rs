@@ -102,6 +102,16 @@ pub struct Session {
     wait_timeout: Option<std::time::Duration>,
 }
 
+/// A COM_QUERY packet for `sql` (Gantry rewrote the client's).
+fn query_packet(sql: &[u8]) -> BytesMut {
+    let mut payload = Vec::with_capacity(sql.len() + 1);
+    payload.push(cmd::QUERY);
+    payload.extend_from_slice(sql);
+    let mut packet = BytesMut::with_capacity(payload.len() + 4);
+    crate::protocol::packet::put_packet(&mut packet, 0, &payload);
+    packet
+}
+
 /// A token no session or connection has had yet (0 means none).
 fn new_token() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -363,15 +373,19 @@ impl Session {
         let (len, _) = header(request);
         let end = (4 + len).min(request.len());
         let sql = &request[5..end];
-        if router::mentions_kill(sql) {
+        // A statement longer than one packet was not inspected whole.
+        if len == MAX_PAYLOAD {
+            return self.run_query(request, sql, router::uninspected()).await;
+        }
+        let class = router::classify(sql);
+        if class.kill {
             return self.query_with_kill(request, sql).await;
         }
-        // A statement longer than one packet was not inspected whole.
-        let class = if len == MAX_PAYLOAD {
-            router::uninspected()
-        } else {
-            router::classify(sql)
-        };
+        if class.connection_id {
+            let text = router::with_connection_id(sql, self.info.id);
+            let rewritten = query_packet(&text);
+            return self.run_query(&rewritten, &text, class).await;
+        }
         self.run_query(request, sql, class).await
     }
 

@@ -50,12 +50,24 @@ impl Session {
     /// run on; the answer goes back with Gantry's statement id.
     pub(super) async fn stmt_prepare(&mut self, request: &[u8]) -> Result<(), End> {
         let (payload, _) = join_payload(request);
-        let sql: Arc<[u8]> = Arc::from(&payload[1..]);
+        let mut sql: Arc<[u8]> = Arc::from(&payload[1..]);
         let class = if header(request).0 == MAX_PAYLOAD {
             router::uninspected()
         } else {
             router::classify(&sql)
         };
+        let rewritten;
+        let mut request = request;
+        if class.connection_id {
+            sql = Arc::from(router::with_connection_id(&sql, self.info.id));
+            let mut p = Vec::with_capacity(sql.len() + 1);
+            p.push(cmd::STMT_PREPARE);
+            p.extend_from_slice(&sql);
+            let mut packet = bytes::BytesMut::new();
+            put_packet(&mut packet, 0, &p);
+            rewritten = packet;
+            request = &rewritten;
+        }
         let mut target = self.statement_target(class.route);
         if target == Target::Replica && self.holds_serving_replica() {
             // Prepare where the session is: the execute picks its replica.
