@@ -35,6 +35,8 @@ pub fn settings_from(cfg: &Config) -> Settings {
             acquire_timeout: Duration::from_millis(cfg.acquire_timeout_ms),
         },
         idle_release: Duration::from_millis(cfg.idle_release_ms),
+        backend_read_timeout: (cfg.backend_read_timeout_ms > 0)
+            .then(|| Duration::from_millis(cfg.backend_read_timeout_ms)),
         max_client_connections: cfg.max_client_connections,
         login_timeout: Duration::from_millis(cfg.login_timeout_ms),
         max_unauthenticated: cfg.max_unauthenticated_connections,

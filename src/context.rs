@@ -24,6 +24,9 @@ pub struct Settings {
     pub pool: PoolConfig,
     /// An idle client gives its backend connection back after this long.
     pub idle_release: Duration,
+    /// `backend-read-timeout-ms`: the longest a backend may stay silent
+    /// during a statement.
+    pub backend_read_timeout: Option<Duration>,
     pub max_client_connections: usize,
     /// A client must finish logging in within this.
     pub login_timeout: Duration,
@@ -37,6 +40,7 @@ impl Default for Settings {
         Self {
             pool: PoolConfig::default(),
             idle_release: Duration::from_millis(1000),
+            backend_read_timeout: None,
             max_client_connections: 20_000,
             login_timeout: Duration::from_millis(10_000),
             max_unauthenticated: 1000,

@@ -8,7 +8,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::gtid::Gtid;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::pool::{Pool, PoolConfig, PoolKey};
@@ -80,6 +80,8 @@ pub struct BackendRuntime {
     /// The server's executed GTID position at the last health probe (read
     /// by causal reads without a new snapshot per probe).
     pub position: ArcSwapOption<Gtid>,
+    /// The health loop's verdict is `down`: nothing new is sent there.
+    down: AtomicBool,
 }
 
 impl fmt::Debug for BackendRuntime {
@@ -97,7 +99,16 @@ impl BackendRuntime {
             pools: ArcSwap::from_pointee(Vec::new()),
             stats: BackendStats::default(),
             position: ArcSwapOption::empty(),
+            down: AtomicBool::new(false),
         })
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::Relaxed);
     }
 
     /// The pool for `key`, created on first use.

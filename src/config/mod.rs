@@ -91,6 +91,7 @@ const OPTIONS: &[OptSpec] = &[
     opt("connect-timeout-ms", int(1, HOUR_MS), "3000", "Timeout for opening a backend connection (ms)"),
     opt("acquire-timeout-ms", int(1, HOUR_MS), "5000", "How long a client waits for a pooled backend connection (ms)"),
     opt("idle-release-ms", int(0, DAY_MS), "1000", "How long an idle client keeps its backend connection before it returns to the pool (ms)"),
+    opt("backend-read-timeout-ms", int(0, DAY_MS), "0", "A statement whose backend sends nothing for this long fails (ms; 0 = no limit)"),
     opt("max-client-connections", int(1, 1_000_000), "20000", "Maximum concurrent client connections (logged in)"),
     opt("login-timeout-ms", int(1, HOUR_MS), "10000", "A client that has not finished logging in after this long is disconnected (ms)"),
     opt("max-unauthenticated-connections", int(1, 1_000_000), "1000", "Maximum client connections still logging in, counted apart from max-client-connections"),
@@ -251,6 +252,7 @@ pub struct Config {
     pub connect_timeout_ms: u64,
     pub acquire_timeout_ms: u64,
     pub idle_release_ms: u64,
+    pub backend_read_timeout_ms: u64,
     pub max_client_connections: usize,
     pub login_timeout_ms: u64,
     pub max_unauthenticated_connections: usize,
@@ -306,6 +308,7 @@ impl fmt::Debug for Config {
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("acquire_timeout_ms", &self.acquire_timeout_ms)
             .field("idle_release_ms", &self.idle_release_ms)
+            .field("backend_read_timeout_ms", &self.backend_read_timeout_ms)
             .field("max_client_connections", &self.max_client_connections)
             .field("login_timeout_ms", &self.login_timeout_ms)
             .field(
@@ -366,6 +369,10 @@ impl Config {
             ("connect-timeout-ms", self.connect_timeout_ms.to_string()),
             ("acquire-timeout-ms", self.acquire_timeout_ms.to_string()),
             ("idle-release-ms", self.idle_release_ms.to_string()),
+            (
+                "backend-read-timeout-ms",
+                self.backend_read_timeout_ms.to_string(),
+            ),
             (
                 "max-client-connections",
                 self.max_client_connections.to_string(),
@@ -815,6 +822,7 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
     let connect_timeout_ms = v.int("connect-timeout-ms", 3000)?;
     let acquire_timeout_ms = v.int("acquire-timeout-ms", 5000)?;
     let idle_release_ms = v.int("idle-release-ms", 1000)?;
+    let backend_read_timeout_ms = v.int("backend-read-timeout-ms", 0)?;
     let max_client_connections = v.int("max-client-connections", 20_000)? as usize;
     let login_timeout_ms = v.int("login-timeout-ms", 10_000)?;
     let max_unauthenticated_connections = v.int("max-unauthenticated-connections", 1000)? as usize;
@@ -896,6 +904,7 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
         connect_timeout_ms,
         acquire_timeout_ms,
         idle_release_ms,
+        backend_read_timeout_ms,
         max_client_connections,
         login_timeout_ms,
         max_unauthenticated_connections,

@@ -38,6 +38,17 @@ impl ClientStream {
         }
     }
 
+    /// Resolves when the client has closed its side of the connection.
+    /// Bytes it sent ahead (a pipelined command) stay unread, and then this
+    /// never resolves.
+    pub async fn closed(&self) {
+        let mut probe = [0u8; 1];
+        match self.stream.peek(&mut probe).await {
+            Ok(0) | Err(_) => {}
+            Ok(_) => std::future::pending().await,
+        }
+    }
+
     /// From now on every frame is compressed (after the login's OK).
     pub fn enable_compression(&mut self) {
         self.compression = Some(Box::new(Compression {

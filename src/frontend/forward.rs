@@ -8,10 +8,12 @@ use std::io;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::client_stream::ClientStream;
-use crate::backend::BackendConn;
+use crate::backend::{BackendConn, BackendRuntime};
 use crate::protocol::packet::{header, put_packet, PacketReader};
 use crate::protocol::track;
 use crate::protocol::{ResponseScanner, ScanState};
+use std::time::Duration;
+use tokio::sync::Notify;
 
 #[derive(Debug)]
 pub enum ForwardError {
@@ -24,6 +26,31 @@ pub enum ForwardError {
     },
     /// The client went away or sent garbage.
     Client(io::Error),
+    /// The client closed its connection while the backend was still
+    /// working on the statement (which must be stopped there).
+    ClientGone,
+}
+
+/// What may cut a backend wait short besides the backend itself.
+pub struct Watch<'a> {
+    /// Notified when the health loop marks the backend down.
+    pub backend_down: &'a Notify,
+    pub backend: &'a BackendRuntime,
+    /// `backend-read-timeout-ms`: the longest silence of the backend.
+    pub read_timeout: Option<Duration>,
+}
+
+/// Why a wait for backend bytes ended.
+enum Wait {
+    Read(io::Result<usize>),
+    ClientGone,
+    BackendDown,
+    TimedOut,
+}
+
+/// A backend marked down or silent too long: the statement fails.
+fn backend_gone(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, what.to_string())
 }
 
 /// Sequence id of the last physical packet in a complete request.
@@ -47,8 +74,16 @@ pub async fn forward(
     conn: &mut BackendConn,
     request: &[u8],
     sc: &mut ResponseScanner,
+    watch: &Watch<'_>,
 ) -> Result<(), ForwardError> {
     sc.last_seq = last_seq(request);
+    if watch.backend.is_down() {
+        return Err(ForwardError::Backend {
+            error: backend_gone("the backend is marked down"),
+            clean: true,
+            next_seq: sc.last_seq.wrapping_add(1),
+        });
+    }
     let backend_err = |sc: &ResponseScanner, error: io::Error| ForwardError::Backend {
         error,
         clean: sc.at_packet_boundary(),
@@ -107,10 +142,36 @@ pub async fn forward(
                 if conn.reader.buf.capacity() - conn.reader.buf.len() < 4096 {
                     conn.reader.buf.reserve(64 * 1024);
                 }
-                match conn.stream.read_buf(&mut conn.reader.buf).await {
-                    Ok(0) => return Err(backend_err(sc, io::ErrorKind::UnexpectedEof.into())),
-                    Ok(_) => {}
-                    Err(e) => return Err(backend_err(sc, e)),
+                let wait = {
+                    let timeout = async {
+                        match watch.read_timeout {
+                            Some(d) => tokio::time::sleep(d).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        r = conn.stream.read_buf(&mut conn.reader.buf) => Wait::Read(r),
+                        _ = client.closed() => Wait::ClientGone,
+                        _ = watch.backend_down.notified() => Wait::BackendDown,
+                        _ = timeout => Wait::TimedOut,
+                    }
+                };
+                match wait {
+                    Wait::Read(Ok(0)) => {
+                        return Err(backend_err(sc, io::ErrorKind::UnexpectedEof.into()))
+                    }
+                    Wait::Read(Ok(_)) => {}
+                    Wait::Read(Err(e)) => return Err(backend_err(sc, e)),
+                    Wait::ClientGone => return Err(ForwardError::ClientGone),
+                    Wait::BackendDown => {
+                        return Err(backend_err(sc, backend_gone("the backend was marked down")))
+                    }
+                    Wait::TimedOut => {
+                        return Err(backend_err(
+                            sc,
+                            backend_gone("backend-read-timeout-ms passed"),
+                        ))
+                    }
                 }
             }
         }

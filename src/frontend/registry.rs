@@ -69,6 +69,9 @@ pub struct SessionInfo {
     /// Set by KILL [CONNECTION] from another session.
     pub killed: AtomicBool,
     pub kill_signal: Notify,
+    /// The health loop marked the held connection's backend down: a
+    /// statement waiting on it fails at once.
+    pub backend_down: Notify,
 }
 
 impl SessionInfo {
@@ -84,6 +87,7 @@ impl SessionInfo {
             queries: AtomicU64::new(0),
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
+            backend_down: Notify::new(),
         }
     }
 
@@ -114,6 +118,17 @@ impl SessionRegistry {
 
     pub fn get(&self, id: u32) -> Option<Arc<SessionInfo>> {
         self.lock().get(&id).cloned()
+    }
+
+    /// Tells every session holding a connection to `backend` that it is
+    /// down (rare: the health loop's verdict), so statements in flight
+    /// there fail now instead of when the server answers.
+    pub fn backend_down(&self, backend: u64) {
+        for s in self.lock().values() {
+            if s.backend.load(Ordering::Relaxed) == backend {
+                s.backend_down.notify_waiters();
+            }
+        }
     }
 
     pub fn snapshot(&self) -> Vec<Arc<SessionInfo>> {

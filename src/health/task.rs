@@ -249,6 +249,11 @@ impl Backend {
         });
         let after = apply(&before);
         let addr = &self.runtime.addr;
+        let down = after.state == BackendState::Down;
+        self.runtime.set_down(down);
+        if down && before.state != BackendState::Down {
+            self.ctx.sessions.backend_down(id);
+        }
         if before.role != after.role {
             let why = role.and_then(|r| r.1).unwrap_or("");
             emit(

@@ -68,6 +68,15 @@ impl MyError {
     }
 
     /// ER_UNKNOWN_ERROR: no primary is configured or known.
+    /// The health loop marked the backend down: nothing is sent there.
+    pub fn backend_down(addr: &str) -> Self {
+        Self::new(
+            1105,
+            "HY000",
+            format!("Backend server {addr} is down (health check); try again later"),
+        )
+    }
+
     pub fn no_primary() -> Self {
         Self::new(1105, "HY000", "No primary backend is available")
     }

@@ -38,10 +38,25 @@ pub fn with_connection_id(sql: &[u8], id: u32) -> Vec<u8> {
         toks.push(t);
     }
     let kind = |i: usize| toks.get(i).map_or(Kw::Semi, |t| kind_of(sql, t));
+    let word = |i: usize, w: &[u8]| {
+        toks.get(i)
+            .is_some_and(|t| t.t == T::Word && t.inner(sql).eq_ignore_ascii_case(w))
+    };
     let mut out = Vec::with_capacity(sql.len() + 32);
     let mut at = 0;
     let mut i = 0;
+    // Inside the top-level select list (where an item gets a column name).
+    let mut depth = 0i32;
+    let mut select_list = false;
     while i < toks.len() {
+        match kind(i) {
+            Kw::LParen => depth += 1,
+            Kw::RParen => depth -= 1,
+            Kw::Select if depth == 0 => select_list = true,
+            Kw::Semi | Kw::Into => select_list = false,
+            _ if depth == 0 && (word(i, b"FROM") || word(i, b"WHERE")) => select_list = false,
+            _ => {}
+        }
         let call =
             kind(i) == Kw::ConnectionIdFn && kind(i + 1) == Kw::LParen && kind(i + 2) == Kw::RParen;
         if !call {
@@ -51,12 +66,10 @@ pub fn with_connection_id(sql: &[u8], id: u32) -> Vec<u8> {
         let (start, end) = (toks[i].start, toks[i + 2].end);
         out.extend_from_slice(&sql[at..start]);
         out.extend_from_slice(id.to_string().as_bytes());
-        let item_start = i == 0 || matches!(kind(i - 1), Kw::Select | Kw::Comma);
-        let from = toks
-            .get(i + 3)
-            .is_some_and(|t| t.t == T::Word && t.inner(sql).eq_ignore_ascii_case(b"FROM"));
-        let item_end = from || matches!(kind(i + 3), Kw::Comma | Kw::Semi | Kw::Into | Kw::RParen);
-        if item_start && item_end {
+        let item_start = i > 0 && matches!(kind(i - 1), Kw::Select | Kw::Comma);
+        let item_end =
+            word(i + 3, b"FROM") || matches!(kind(i + 3), Kw::Comma | Kw::Semi | Kw::Into);
+        if select_list && depth == 0 && item_start && item_end {
             out.extend_from_slice(b" AS `");
             out.extend_from_slice(&sql[start..end]);
             out.push(b'`');
@@ -139,6 +152,14 @@ mod tests {
             "SELECT * FROM t WHERE id = 42 + 1"
         );
         assert_eq!(w(b"SELECT 'CONNECTION_ID()'"), "SELECT 'CONNECTION_ID()'");
+        assert_eq!(
+            w(b"INSERT INTO t VALUES (?, CONNECTION_ID())"),
+            "INSERT INTO t VALUES (?, 42)"
+        );
+        assert_eq!(
+            w(b"SELECT (SELECT CONNECTION_ID()), CONNECTION_ID()"),
+            "SELECT (SELECT 42), 42 AS `CONNECTION_ID()`"
+        );
     }
 
     #[test]

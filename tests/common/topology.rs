@@ -172,6 +172,35 @@ impl Server {
         self.script(&["kill"]);
     }
 
+    /// The server's process id (from its pid file).
+    pub fn pid(&self) -> u32 {
+        let path = self.topology_dir.join(&self.name).join("mysqld.pid");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        text.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("bad pid in {}: {e}", path.display()))
+    }
+
+    /// SIGSTOP: the server hangs (a frozen host), its sockets stay open.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`Server::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.pid().to_string();
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid} failed");
+    }
+
     /// Starts the stopped server again with the same data and options and
     /// waits until it accepts connections. A replica resumes replicating by
     /// itself (use [`Topology::wait_replicas_caught_up`] to wait for it).

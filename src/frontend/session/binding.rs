@@ -123,6 +123,10 @@ impl Session {
         if self.binding.pinned() && self.binding.is_held() {
             return Ok(());
         }
+        if entry.runtime.is_down() && target != Target::Replica {
+            // Known to be down: no client waits for a connect there.
+            return Err(MyError::backend_down(entry.addr()));
+        }
         let backend = entry.runtime.clone();
         let fallback = topo.primary().map(|p| p.runtime.clone());
         drop(topo);

@@ -16,7 +16,7 @@ mod prepared;
 mod replay;
 
 use super::client_stream::ClientStream;
-use super::forward::{forward, ForwardError};
+use super::forward::{forward, ForwardError, Watch};
 use super::registry::{pin, SessionInfo};
 use super::state::SessionState;
 use super::stmt::Statements;
@@ -496,12 +496,18 @@ impl Session {
         }
         sc.track = std::mem::take(&mut self.track);
         sc.track.clear();
+        let watch = Watch {
+            backend_down: &self.info.backend_down,
+            backend: &backend,
+            read_timeout: self.ctx.settings.load().backend_read_timeout,
+        };
         let result = forward(
             &mut self.client,
             &mut self.reader,
             &mut held.conn,
             request,
             &mut sc,
+            &watch,
         )
         .await;
         self.count(&backend, is_read);
@@ -513,12 +519,43 @@ impl Session {
                 self.discard_held();
                 Err(End)
             }
+            Err(ForwardError::ClientGone) => {
+                // As a server would: the abandoned statement is stopped, and
+                // its connection (and transaction) closed.
+                self.kill_abandoned(&backend);
+                self.discard_held();
+                Err(End)
+            }
             Err(ForwardError::Backend {
                 error,
                 clean,
                 next_seq,
             }) => self.backend_failed(&backend, &error, clean, next_seq).await,
         }
+    }
+
+    /// KILL QUERY, over a connection of its own, for the statement the held
+    /// connection runs for a client that went away.
+    fn kill_abandoned(&self, backend: &Arc<BackendRuntime>) {
+        let Some(h) = self.binding.held() else {
+            return;
+        };
+        let thread = h.conn.thread_id;
+        let pool = h.conn.pool().clone();
+        let password = self.password.clone();
+        let addr = backend.addr.clone();
+        tokio::spawn(async move {
+            let Ok(mut conn) = pool.acquire_fresh(&password, None).await else {
+                return;
+            };
+            let sql = format!("KILL QUERY {thread}");
+            match conn.run(cmd::QUERY, sql.as_bytes()).await {
+                Ok(_) => {
+                    tracing::info!(backend = %addr, thread, "stopped the statement of a client that went away")
+                }
+                Err(_) => conn.discard(),
+            }
+        });
     }
 
     /// The held backend connection failed: tell the client if its stream

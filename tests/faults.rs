@@ -1,0 +1,222 @@
+//! Fault drills against real MariaDB servers: a hung (SIGSTOPped) backend
+//! fails the statements in flight on it once the health loop marks it
+//! down, new clients never wait on it, a silent backend hits
+//! `backend-read-timeout-ms`, and a statement whose client went away is
+//! stopped on the server as a direct connection's would be.
+
+mod common;
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Error, Opts};
+use std::time::{Duration, Instant};
+
+use common::raw::{Login, RawClient};
+use common::{unique_name, Gantry, Topology};
+
+/// Fast health checks: a hung server is marked down about 1 s after it
+/// stops answering.
+const FAST_HEALTH: [&str; 8] = [
+    "--health-interval-ms",
+    "200",
+    "--probe-timeout-ms",
+    "300",
+    "--down-after-milliseconds",
+    "1000",
+    "--consistency",
+    "eventual",
+];
+
+async fn connect(g: &Gantry) -> Conn {
+    Conn::new(Opts::from_url(&g.url("app", "app_pw", "test")).unwrap())
+        .await
+        .expect("connect through gantry")
+}
+
+fn server_code(e: &Error) -> Option<u16> {
+    match e {
+        Error::Server(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+/// Resumes a paused server even when the test fails.
+struct Resume<'a>(&'a common::Server);
+
+impl Drop for Resume<'_> {
+    fn drop(&mut self) {
+        self.0.resume();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_backend_fails_its_statements_at_detection_and_nobody_waits_for_it() {
+    let t = Topology::start();
+    let g = Gantry::start(&t, &FAST_HEALTH);
+    let hung = &t.replicas[0];
+    // Eight clients with a slow read each; about half land on the replica
+    // that will hang.
+    let mut running = Vec::new();
+    for _ in 0..8 {
+        let mut c = connect(&g).await;
+        running.push(tokio::spawn(async move {
+            let r: Result<Option<(u16, u8)>, Error> =
+                c.query_first("SELECT @@port, SLEEP(4)").await;
+            (r, c, Instant::now())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    hung.pause();
+    let _resume = Resume(hung);
+    let paused = Instant::now();
+    let mut failed = 0;
+    let mut last_failure = Duration::ZERO;
+    for r in running {
+        let (r, mut c, at) = tokio::time::timeout(Duration::from_secs(10), r)
+            .await
+            .expect("no statement hangs")
+            .unwrap();
+        if r.is_err() {
+            last_failure = last_failure.max(at - paused);
+        }
+        match r {
+            Ok(Some((port, _))) => assert_ne!(port, hung.port, "answered by the hung server?"),
+            Ok(None) => panic!("no row"),
+            Err(e) => {
+                failed += 1;
+                assert_eq!(server_code(&e), Some(1927), "{e:?}");
+                assert!(e.to_string().contains("Lost connection to backend"), "{e}");
+                // The session goes on, on a healthy backend.
+                let one: u8 = c.query_first("SELECT 1").await.unwrap().unwrap();
+                assert_eq!(one, 1);
+            }
+        }
+    }
+    println!(
+        "hung replica: {failed} of 8 statements failed, the last {last_failure:?} after SIGSTOP"
+    );
+    assert!(failed > 0, "some statements were on the hung replica");
+    assert!(
+        last_failure < Duration::from_secs(3),
+        "failed at detection, not at SIGCONT: {last_failure:?}"
+    );
+
+    // The primary hangs: the write in flight fails at detection, and a new
+    // write fails at once instead of waiting for a connect.
+    let table = unique_name("hung");
+    let mut w = connect(&g).await;
+    w.query_drop(format!("CREATE TABLE {table} (a INT)"))
+        .await
+        .unwrap();
+    w.query_drop("BEGIN").await.unwrap();
+    t.primary.pause();
+    let _resume_primary = Resume(&t.primary);
+    let paused = Instant::now();
+    let err = tokio::time::timeout(
+        Duration::from_secs(10),
+        w.query_drop(format!("INSERT INTO {table} VALUES (1)")),
+    )
+    .await
+    .expect("the write does not hang")
+    .unwrap_err();
+    println!(
+        "hung primary: the write failed {:?} after SIGSTOP: {err}",
+        paused.elapsed()
+    );
+    assert!(paused.elapsed() < Duration::from_secs(4));
+    let mut fresh = connect(&g).await;
+    let asked = Instant::now();
+    let err = fresh
+        .query_drop(format!("INSERT INTO {table} VALUES (2)"))
+        .await
+        .unwrap_err();
+    assert!(
+        asked.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(server_code(&err), Some(1105), "{err:?}");
+    assert!(err.to_string().contains("is down"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backend_read_timeout_bounds_a_silent_backend() {
+    let t = common::shared_topology();
+    let g = Gantry::start(t, &["--backend-read-timeout-ms", "500"]);
+    let mut c = connect(&g).await;
+    let started = Instant::now();
+    let err = c.query_drop("SELECT SLEEP(3)").await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(server_code(&err), Some(1927), "{err:?}");
+    let one: u8 = c.query_first("SELECT 1").await.unwrap().unwrap();
+    assert_eq!(one, 1);
+}
+
+/// Statements on any server of `t` whose text contains `marker`.
+fn running_with(t: &Topology, marker: &str) -> usize {
+    t.servers()
+        .map(|s| {
+            s.sql(&format!(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                 WHERE INFO LIKE '%{marker}%' AND INFO NOT LIKE '%PROCESSLIST%'"
+            ))
+            .parse::<usize>()
+            .unwrap()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_statement_whose_client_went_away_is_stopped() {
+    let t = common::shared_topology();
+    let g = Gantry::start(t, &[]);
+    let table = unique_name("gone");
+    t.primary.sql(&format!(
+        "CREATE TABLE test.{table} (id INT PRIMARY KEY, v INT)"
+    ));
+    t.primary
+        .sql(&format!("INSERT INTO test.{table} VALUES (1, 0)"));
+    for in_transaction in [false, true] {
+        let marker = unique_name("abandoned");
+        let mut c = RawClient::login(g.port, &Login::default()).await;
+        if in_transaction {
+            assert_eq!(c.execute("BEGIN").await[0], 0);
+            let ok = c
+                .execute(&format!("UPDATE {table} SET v = 1 WHERE id = 1"))
+                .await;
+            assert_eq!(ok[0], 0, "{ok:?}");
+        }
+        c.send_query(&format!("SELECT SLEEP(15) /* {marker} */"))
+            .await;
+        common::wait_until(Duration::from_secs(5), "the statement runs", || {
+            running_with(t, &marker) == 1
+        });
+        let gone = Instant::now();
+        drop(c);
+        common::wait_until(Duration::from_secs(5), "the statement is stopped", || {
+            running_with(t, &marker) == 0
+        });
+        println!(
+            "client gone (in transaction: {in_transaction}): statement stopped {:?} later",
+            gone.elapsed()
+        );
+    }
+    // The abandoned transaction was rolled back: its row lock is free and
+    // its update gone.
+    let mut c = connect(&g).await;
+    c.query_drop("SET innodb_lock_wait_timeout = 2")
+        .await
+        .unwrap();
+    c.query_drop(format!("UPDATE {table} SET v = 2 WHERE id = 1"))
+        .await
+        .unwrap();
+    let v: i32 = c
+        .query_first(format!("/*master*/ SELECT v FROM {table} WHERE id = 1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v, 2);
+}
