@@ -169,8 +169,9 @@ async fn one_account_cannot_exceed_its_limit_over_collations() {
         b_checked,
         "account {b} was tried while {a} was at its limit"
     );
+    // Under the acquire timeout (1.5 s): it did not wait for a's pools.
     assert!(
-        b_login_times[0] < Duration::from_millis(1000),
+        b_login_times[0] < Duration::from_millis(1400),
         "the other account waited {:?}",
         b_login_times[0]
     );
