@@ -31,6 +31,7 @@ pub fn settings_from(cfg: &Config) -> Settings {
         pool: PoolConfig {
             min_idle: cfg.pool_min_idle,
             max_size: cfg.pool_max_size,
+            backend_max_connections: cfg.backend_max_connections,
             connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
             acquire_timeout: Duration::from_millis(cfg.acquire_timeout_ms),
         },
@@ -151,7 +152,8 @@ async fn bind(addr: &str) -> Result<TcpListener, StartError> {
 /// out).
 fn check_fd_budget(cfg: &Config, limit: u64) {
     let backends = cfg.proxy_backend_addresses.len() + cfg.proxy_read_only_backend_addresses.len();
-    let pools = (backends * cfg.pool_max_size * cfg.pwds.len().max(1)) as u64;
+    let per_backend = (cfg.pool_max_size * cfg.pwds.len().max(1)).min(cfg.backend_max_connections);
+    let pools = (backends * per_backend) as u64;
     let clients = (cfg.max_client_connections + cfg.max_unauthenticated_connections) as u64;
     let needed = clients + pools + fdlimit::RESERVE;
     if limit != 0 && needed > limit {

@@ -232,8 +232,10 @@ fn sessions(ctx: &Context) -> ResultSet {
     rs
 }
 
-/// One row per backend, summed over its pools (one pool per user and
-/// client capabilities).
+/// One row per backend, summed over its pools (one pool per user, client
+/// capabilities and collation), then its limits: `max_open` is
+/// `backend-max-connections`, `accounts` each account's open connections
+/// over its pools against `pool-max-size`.
 pub fn pools(topo: &Topology) -> ResultSet {
     let mut rs = ResultSet::new(&[
         ("backend_ndx", I),
@@ -245,9 +247,18 @@ pub fn pools(topo: &Topology) -> ResultSet {
         ("waiting", I),
         ("errors", I),
         ("created", I),
+        ("max_open", I),
+        ("accounts", T),
     ]);
     for (i, b) in topo.backends.iter().enumerate() {
         let pools = b.runtime.pools();
+        let limits = &b.runtime.limits;
+        let accounts = limits
+            .accounts()
+            .iter()
+            .map(|(user, open)| format!("{user}={open}/{}", limits.account_max()))
+            .collect::<Vec<_>>()
+            .join(",");
         let sum =
             |f: &dyn Fn(&crate::backend::Pool) -> u64| pools.iter().map(|p| f(p)).sum::<u64>();
         let load = |a: &std::sync::atomic::AtomicUsize| a.load(Ordering::Relaxed) as u64;
@@ -261,6 +272,8 @@ pub fn pools(topo: &Topology) -> ResultSet {
             s(sum(&|p| load(&p.stats.waiting))),
             s(sum(&|p| p.stats.errors.load(Ordering::Relaxed))),
             s(sum(&|p| p.stats.created.load(Ordering::Relaxed))),
+            s(limits.total.max()),
+            Some(accounts),
         ]);
     }
     rs

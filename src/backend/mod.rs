@@ -3,11 +3,13 @@
 
 pub mod conn;
 pub mod lease;
+pub mod limits;
 pub mod pool;
 pub mod sync;
 pub mod topology;
 
 pub use conn::{BackendConn, ConnectParams};
 pub use lease::Lease;
+pub use limits::{Limits, Purpose};
 pub use pool::{Pool, PoolConfig, PoolKey};
 pub use topology::{BackendEntry, BackendRuntime, BackendState, Role, Topology};

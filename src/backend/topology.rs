@@ -9,8 +9,9 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use crate::gtid::Gtid;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
+use super::limits::Limits;
 use super::pool::{Pool, PoolConfig, PoolKey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +77,11 @@ pub struct BackendRuntime {
     pub addr: String,
     pool_cfg: PoolConfig,
     pools: ArcSwap<Vec<Arc<Pool>>>,
+    /// Open connections per account and in total, over all pools.
+    pub limits: Arc<Limits>,
+    /// Given to the pools, which close each other's idle connections to
+    /// make room.
+    me: Weak<BackendRuntime>,
     pub stats: BackendStats,
     /// The server's executed GTID position at the last health probe (read
     /// by causal reads without a new snapshot per probe).
@@ -92,11 +98,16 @@ impl fmt::Debug for BackendRuntime {
 
 impl BackendRuntime {
     pub fn new(addr: String, pool_cfg: PoolConfig) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
             id: NEXT_BACKEND_ID.fetch_add(1, Ordering::Relaxed),
             addr,
             pool_cfg,
             pools: ArcSwap::from_pointee(Vec::new()),
+            limits: Arc::new(Limits::new(
+                pool_cfg.backend_max_connections,
+                pool_cfg.max_size,
+            )),
+            me: me.clone(),
             stats: BackendStats::default(),
             position: ArcSwapOption::empty(),
             down: AtomicBool::new(false),
@@ -116,7 +127,13 @@ impl BackendRuntime {
         if let Some(p) = self.pools.load().iter().find(|p| &p.key == key) {
             return p.clone();
         }
-        let created = Arc::new(Pool::new(key.clone(), self.addr.clone(), self.pool_cfg));
+        let created = Arc::new(Pool::in_backend(
+            key.clone(),
+            self.addr.clone(),
+            self.pool_cfg,
+            self.limits.clone(),
+            self.me.clone(),
+        ));
         // The pool a racing creator published wins; `rcu` may run this twice.
         let mut chosen = created.clone();
         self.pools.rcu(|pools| {

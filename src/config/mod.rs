@@ -88,6 +88,7 @@ const OPTIONS: &[OptSpec] = &[
     opt("log-level", Kind::Str, "info", "Log level: trace|debug|info|warn|error"),
     opt("pool-min-idle", int(0, 100_000), "0", "Idle connections kept open per backend per user"),
     opt("pool-max-size", int(1, 100_000), "256", "Maximum connections per backend per user"),
+    opt("backend-max-connections", int(8, 1_000_000), "1000", "Maximum connections to one backend over all users; keep it below the servers' max_connections"),
     opt("connect-timeout-ms", int(1, HOUR_MS), "3000", "Timeout for opening a backend connection (ms)"),
     opt("acquire-timeout-ms", int(1, HOUR_MS), "5000", "How long a client waits for a pooled backend connection (ms)"),
     opt("idle-release-ms", int(0, DAY_MS), "1000", "How long an idle client keeps its backend connection before it returns to the pool (ms)"),
@@ -249,6 +250,7 @@ pub struct Config {
     pub log_level: LogLevel,
     pub pool_min_idle: usize,
     pub pool_max_size: usize,
+    pub backend_max_connections: usize,
     pub connect_timeout_ms: u64,
     pub acquire_timeout_ms: u64,
     pub idle_release_ms: u64,
@@ -305,6 +307,7 @@ impl fmt::Debug for Config {
             .field("log_level", &self.log_level)
             .field("pool_min_idle", &self.pool_min_idle)
             .field("pool_max_size", &self.pool_max_size)
+            .field("backend_max_connections", &self.backend_max_connections)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("acquire_timeout_ms", &self.acquire_timeout_ms)
             .field("idle_release_ms", &self.idle_release_ms)
@@ -366,6 +369,10 @@ impl Config {
             ("log-level", self.log_level.to_string()),
             ("pool-min-idle", self.pool_min_idle.to_string()),
             ("pool-max-size", self.pool_max_size.to_string()),
+            (
+                "backend-max-connections",
+                self.backend_max_connections.to_string(),
+            ),
             ("connect-timeout-ms", self.connect_timeout_ms.to_string()),
             ("acquire-timeout-ms", self.acquire_timeout_ms.to_string()),
             ("idle-release-ms", self.idle_release_ms.to_string()),
@@ -819,6 +826,7 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
             format!("{pool_min_idle} is larger than pool-max-size ({pool_max_size})"),
         ));
     }
+    let backend_max_connections = v.int("backend-max-connections", 1000)? as usize;
     let connect_timeout_ms = v.int("connect-timeout-ms", 3000)?;
     let acquire_timeout_ms = v.int("acquire-timeout-ms", 5000)?;
     let idle_release_ms = v.int("idle-release-ms", 1000)?;
@@ -901,6 +909,7 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
         log_level,
         pool_min_idle,
         pool_max_size,
+        backend_max_connections,
         connect_timeout_ms,
         acquire_timeout_ms,
         idle_release_ms,

@@ -118,6 +118,7 @@ fn cli_only() {
     assert_eq!(c.log_level, LogLevel::Info);
     assert_eq!(c.pool_min_idle, 0);
     assert_eq!(c.pool_max_size, 256);
+    assert_eq!(c.backend_max_connections, 1000);
     assert_eq!(c.connect_timeout_ms, 3000);
     assert_eq!(c.acquire_timeout_ms, 5000);
     assert_eq!(c.idle_release_ms, 1000);
@@ -621,6 +622,10 @@ fn exact_error_messages() {
         (
             "pool-max-size = -1",
             "config: pool-max-size: -1 is out of range 1..=100000",
+        ),
+        (
+            "backend-max-connections = 4",
+            "config: backend-max-connections: 4 is out of range 8..=1000000",
         ),
         (
             r#"event-threads = "four""#,

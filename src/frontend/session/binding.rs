@@ -164,7 +164,9 @@ impl Session {
     async fn acquire(&mut self, backend: Arc<BackendRuntime>) -> Result<(), MyError> {
         let pool = backend.pool(&self.pool_key);
         let schema = self.state.schema.as_deref();
-        let mut conn = pool.acquire(&self.password, schema).await?;
+        let mut conn = pool
+            .acquire_for(&self.password, schema, self.purpose)
+            .await?;
         if conn.owner == 0 {
             conn.owner = self.token;
         } else if conn.owner != self.token {

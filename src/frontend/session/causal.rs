@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use super::{End, Session, Target};
 use crate::backend::BackendRuntime;
+use crate::backend::Purpose;
 use crate::config::Consistency;
 use crate::context::CausalOutcome;
 use crate::gtid::{Gtid, GtidSet, MariaPos};
@@ -182,7 +183,10 @@ impl Session {
         let started = Instant::now();
         let primary = self.ctx.topology.load().primary()?.runtime.clone();
         let pool = primary.pool(&self.pool_key);
-        let mut conn = pool.acquire(&self.password, None).await.ok()?;
+        let mut conn = pool
+            .acquire_for(&self.password, None, Purpose::Reserved)
+            .await
+            .ok()?;
         let flavor = self.flavor();
         match conn.query_value(flavor.server_position_sql()).await {
             Ok(Ok(Some(text))) => {

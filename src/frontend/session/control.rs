@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use super::{End, Session, Target};
 use crate::backend::PoolKey;
+use crate::backend::Purpose;
 use crate::frontend::login::new_nonce;
 use crate::protocol::auth::{self, FORWARDED_CAPABILITIES};
 use crate::protocol::cmd;
@@ -267,7 +268,10 @@ impl Session {
             return Ok(Ok(()));
         };
         let pool = runtime.pool(&self.pool_key);
-        let mut conn = match pool.acquire(&self.password, None).await {
+        let mut conn = match pool
+            .acquire_for(&self.password, None, Purpose::Reserved)
+            .await
+        {
             Ok(c) => c,
             Err(e) => return Ok(Err(e)),
         };
@@ -302,7 +306,10 @@ impl Session {
             return false;
         };
         let pool = primary.pool(&self.pool_key);
-        let Ok(mut conn) = pool.acquire(&self.password, None).await else {
+        let Ok(mut conn) = pool
+            .acquire_for(&self.password, None, Purpose::Reserved)
+            .await
+        else {
             return false;
         };
         const SQL: &str = "SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES \

@@ -20,6 +20,7 @@ use super::forward::{forward, ForwardError, Watch};
 use super::registry::{pin, SessionInfo};
 use super::state::SessionState;
 use super::stmt::Statements;
+use crate::backend::Purpose;
 use crate::backend::{BackendRuntime, PoolKey};
 use crate::config::Consistency;
 use crate::context::Context;
@@ -86,6 +87,9 @@ pub struct Session {
     verified_on: Option<u64>,
     /// The client said goodbye with COM_QUIT.
     quit: bool,
+    /// What the next connection is taken for: a login may use the pools'
+    /// reserve.
+    purpose: Purpose,
     /// Marks the backend connections that carry this session's state; a
     /// connection with another owner is reset before it serves this one.
     token: u64,
@@ -178,6 +182,7 @@ impl Session {
             causal: None,
             verified_on: None,
             quit: false,
+            purpose: Purpose::Session,
             token: new_token(),
             client_tracks: s.pool_key.capabilities
                 & u64::from(crate::protocol::auth::CLIENT_SESSION_TRACK)
@@ -211,11 +216,13 @@ impl Session {
     pub async fn finish_login(&mut self, seq: u8) -> Result<(), End> {
         if self.state.schema.is_some() {
             // On any backend that is up: reads may go on while the primary
-            // is away.
+            // is away. Logins may use the pools' reserve.
+            self.purpose = Purpose::Reserved;
             let used = match self.use_target(Target::Primary).await {
                 Ok(()) => Ok(()),
                 Err(_) => self.use_target(Target::Replica).await,
             };
+            self.purpose = Purpose::Session;
             if let Err(e) = used {
                 self.send_err(seq, &e).await?;
                 return Err(End);
@@ -545,7 +552,7 @@ impl Session {
         let password = self.password.clone();
         let addr = backend.addr.clone();
         tokio::spawn(async move {
-            let Ok(mut conn) = pool.acquire_fresh(&password, None).await else {
+            let Ok(mut conn) = pool.acquire_for(&password, None, Purpose::Reserved).await else {
                 return;
             };
             let sql = format!("KILL QUERY {thread}");
