@@ -220,3 +220,99 @@ async fn a_statement_whose_client_went_away_is_stopped() {
         .unwrap();
     assert_eq!(v, 2);
 }
+
+/// A figure from /proc/PID/status, in KiB (`VmRSS`, `VmHWM`).
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// Sends one COM_QUERY of `total` bytes in full-size packets, from a
+/// small reused buffer, and returns the first packet of the answer (or
+/// None if the connection was closed).
+async fn send_long_query(port: u16, total: usize) -> Option<Vec<u8>> {
+    use tokio::io::AsyncWriteExt;
+    const MAX: usize = 0xFF_FFFF;
+    let mut c = RawClient::login(port, &Login::default()).await;
+    let filler = vec![b' '; 1 << 20];
+    let mut left = total;
+    let mut seq = 0u8;
+    let mut first = true;
+    loop {
+        let len = left.min(MAX);
+        let header = [len as u8, (len >> 8) as u8, (len >> 16) as u8, seq];
+        if c.stream.write_all(&header).await.is_err() {
+            return None;
+        }
+        let mut body = len;
+        if first && len > 0 {
+            let start = b"\x03SELECT 1 /* ";
+            if c.stream.write_all(start).await.is_err() {
+                return None;
+            }
+            body -= start.len();
+            first = false;
+        }
+        while body > 0 {
+            let n = body.min(filler.len());
+            if c.stream.write_all(&filler[..n]).await.is_err() {
+                return None;
+            }
+            body -= n;
+        }
+        left -= len;
+        seq = seq.wrapping_add(1);
+        if len < MAX {
+            break;
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(60), async { Some(c.read().await.0) })
+        .await
+        .ok()
+        .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_clients_sending_300_mib_each_keep_gantry_small() {
+    let t = common::shared_topology();
+    let g = Gantry::start(t, &[]);
+    let pid = g.pid();
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        let port = g.port;
+        clients.push(tokio::spawn(send_long_query(port, 300 << 20)));
+    }
+    let mut refused = 0;
+    for c in clients {
+        let answer = tokio::time::timeout(Duration::from_secs(120), c)
+            .await
+            .expect("every long statement is answered")
+            .unwrap();
+        // The servers' max_allowed_packet is 256M: ERROR 1153, as directly.
+        if let Some(p) = answer {
+            assert_eq!(p[0], 0xff, "{:?}", &p[..p.len().min(64)]);
+            assert_eq!(
+                u16::from_le_bytes([p[1], p[2]]),
+                1153,
+                "{}",
+                String::from_utf8_lossy(&p)
+            );
+            refused += 1;
+        }
+    }
+    let peak = status_kib(pid, "VmHWM");
+    println!(
+        "10 x 300 MiB statements in {:?}: {refused} answered 1153; Gantry peak RSS {} MiB",
+        started.elapsed(),
+        peak / 1024
+    );
+    assert!(peak < 100 * 1024, "peak RSS {peak} KiB");
+    // Gantry still serves.
+    let mut c = connect(&g).await;
+    let one: u8 = c.query_first("SELECT 1").await.unwrap().unwrap();
+    assert_eq!(one, 1);
+}

@@ -247,6 +247,11 @@ impl BackendConn {
         self.stream.write_all(&out).await
     }
 
+    /// Writes raw packet bytes (a request passed on in pieces).
+    pub async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
     /// Before the connection goes back to its pool: closes the prepared
     /// statements `keep` does not want (without waiting: COM_STMT_CLOSE has
     /// no answer). False if they could not all be sent.

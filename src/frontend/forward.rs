@@ -76,7 +76,9 @@ pub async fn forward(
     sc: &mut ResponseScanner,
     watch: &Watch<'_>,
 ) -> Result<(), ForwardError> {
-    sc.last_seq = last_seq(request);
+    if !request.is_empty() {
+        sc.last_seq = last_seq(request);
+    }
     if watch.backend.is_down() {
         return Err(ForwardError::Backend {
             error: backend_gone("the backend is marked down"),

@@ -59,7 +59,6 @@ pub fn put_packet(out: &mut BytesMut, mut seq: u8, payload: &[u8]) -> u8 {
     }
 }
 
-/// Reads a length-encoded integer; returns the value and its size in bytes.
 /// Appends `v` as a length-encoded integer.
 pub fn put_lenenc_int(out: &mut BytesMut, v: u64) {
     match v {
@@ -79,6 +78,7 @@ pub fn put_lenenc_int(out: &mut BytesMut, v: u64) {
     }
 }
 
+/// Reads a length-encoded integer; returns the value and its size in bytes.
 pub fn lenenc_int(buf: &[u8]) -> Option<(u64, usize)> {
     let first = *buf.first()?;
     let size = match first {
@@ -109,6 +109,61 @@ pub trait ReadInto {
 impl ReadInto for tokio::net::TcpStream {
     async fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         self.read_buf(buf).await
+    }
+}
+
+/// What is at the head of a client's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incoming {
+    /// A complete command of this many bytes (headers included).
+    Whole(usize),
+    /// The start of a COM_QUERY longer than one physical packet.
+    LongQuery,
+}
+
+/// Follows a logical packet that is passed on in pieces: which bytes belong
+/// to it, where it ends, its last sequence id.
+#[derive(Debug, Default)]
+pub struct PacketSpan {
+    /// Payload bytes of the current physical packet still to come.
+    remaining: usize,
+    /// The current physical packet is full size: another one follows.
+    continued: bool,
+    started: bool,
+    pub done: bool,
+    pub last_seq: u8,
+}
+
+impl PacketSpan {
+    /// How many leading bytes of `buf` (which continues where the last call
+    /// stopped) belong to the packet; a header split across calls is left
+    /// in `buf` until it is whole.
+    pub fn advance(&mut self, buf: &[u8]) -> usize {
+        let mut pos = 0;
+        while !self.done {
+            if self.remaining > 0 {
+                let n = self.remaining.min(buf.len() - pos);
+                pos += n;
+                self.remaining -= n;
+                if self.remaining > 0 {
+                    break;
+                }
+            }
+            if self.started && !self.continued {
+                self.done = true;
+                break;
+            }
+            if buf.len() - pos < 4 {
+                break;
+            }
+            let (len, seq) = header(&buf[pos..]);
+            pos += 4;
+            self.started = true;
+            self.last_seq = seq;
+            self.remaining = len;
+            self.continued = len == MAX_PAYLOAD;
+        }
+        pos
     }
 }
 
@@ -167,6 +222,46 @@ impl PacketReader {
         }
     }
 
+    /// Like `fill_packet` for a client command, except that a COM_QUERY
+    /// longer than one physical packet is reported as soon as its first
+    /// bytes are in: it is streamed to the backend, never buffered whole.
+    pub async fn fill_command<R: ReadInto>(&mut self, src: &mut R) -> io::Result<Option<Incoming>> {
+        loop {
+            if self.buf.len() >= 5 && header(&self.buf).0 == MAX_PAYLOAD && self.buf[4] == 0x03 {
+                return Ok(Some(Incoming::LongQuery));
+            }
+            if let Some(n) = complete_len(&self.buf) {
+                return Ok(Some(Incoming::Whole(n)));
+            }
+            if self.buf.len() > MAX_COMMAND {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "packet larger than allowed",
+                ));
+            }
+            if self.buf.capacity() - self.buf.len() < 4096 {
+                self.buf.reserve(16 * 1024);
+            }
+            if src.read_into(&mut self.buf).await? == 0 {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    /// Gives a buffer that grew for one large packet back, keeping what it
+    /// holds: memory per idle client stays small.
+    pub fn shrink(&mut self) {
+        const KEEP: usize = 256 * 1024;
+        if self.buf.capacity() > KEEP && self.buf.len() < KEEP / 4 {
+            let mut fresh = BytesMut::with_capacity(16 * 1024);
+            fresh.extend_from_slice(&self.buf);
+            self.buf = fresh;
+        }
+    }
+
     /// Reads one logical packet and returns its payload (continuations
     /// joined) and the sequence id of its last physical packet.
     pub async fn read_payload<R: ReadInto>(&mut self, src: &mut R) -> io::Result<(Vec<u8>, u8)> {
@@ -219,6 +314,38 @@ mod tests {
         assert_eq!(out.len(), MAX_PAYLOAD + 8);
         assert_eq!(complete_len(&out[..MAX_PAYLOAD + 4]), None);
         assert_eq!(complete_len(&out), Some(out.len()));
+    }
+
+    #[test]
+    fn a_packet_span_follows_continuations_in_pieces() {
+        let mut raw = BytesMut::new();
+        let payload = vec![7u8; MAX_PAYLOAD + 10];
+        put_packet(&mut raw, 3, &payload);
+        raw.extend_from_slice(b"next");
+        let mut span = PacketSpan::default();
+        let mut taken = 0;
+        // Feed it in uneven pieces, as sockets deliver.
+        for chunk in [2usize, 5, 1000, MAX_PAYLOAD, 3, 100] {
+            let end = (taken + chunk).min(raw.len());
+            let n = span.advance(&raw[taken..end]);
+            taken += n;
+            if span.done {
+                break;
+            }
+        }
+        while !span.done {
+            let n = span.advance(&raw[taken..]);
+            taken += n;
+        }
+        assert_eq!(taken, raw.len() - 4, "the next command's bytes stay");
+        assert_eq!(span.last_seq, 4);
+        // An exact multiple ends with an empty packet.
+        let mut raw = BytesMut::new();
+        put_packet(&mut raw, 0, &vec![1u8; MAX_PAYLOAD]);
+        let mut span = PacketSpan::default();
+        assert_eq!(span.advance(&raw), raw.len());
+        assert!(span.done);
+        assert_eq!(span.last_seq, 1);
     }
 
     #[test]

@@ -19,6 +19,8 @@ use crate::router::{self, Classification, Holds, StatementKind};
 pub(super) struct Reported {
     /// The server answered without error.
     pub ok: bool,
+    /// The error's code otherwise.
+    pub code: u16,
     /// The tracker said state changed that it did not describe (temporary
     /// table, user variable, prepared statement, ...), or the flag came in
     /// a packet that cannot carry the description.
@@ -46,6 +48,7 @@ impl Session {
         }
         let mut reported = Reported {
             ok: !sc.error,
+            code: sc.error_code,
             // A flag in a classic EOF packet: changed, but not said what.
             state_changed: sc.state_changed && sc.track.is_empty(),
             tracked: sc.session_track,

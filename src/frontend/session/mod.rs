@@ -12,6 +12,7 @@ mod binding;
 mod causal;
 mod control;
 mod effects;
+mod long;
 mod prepared;
 mod replay;
 
@@ -25,7 +26,7 @@ use crate::backend::{BackendRuntime, PoolKey};
 use crate::config::Consistency;
 use crate::context::Context;
 use crate::gtid::Gtid;
-use crate::protocol::packet::{header, PacketReader};
+use crate::protocol::packet::{header, Incoming, PacketReader};
 use crate::protocol::reply::{err_packet, ok_packet, MyError};
 use crate::protocol::{cmd, status, Expect, MAX_PAYLOAD};
 use crate::router::{self, Classification, Route, StatementKind};
@@ -124,7 +125,7 @@ fn new_token() -> u64 {
 
 /// What woke an idle session up.
 enum Wake {
-    Command(Option<usize>),
+    Command(Option<Incoming>),
     Killed,
     Release,
     BackendReadable,
@@ -248,21 +249,38 @@ impl Session {
     async fn command_loop(&mut self) -> Result<(), End> {
         loop {
             let n = match self.next_command().await? {
-                Some(n) => n,
+                Some(Incoming::Whole(n)) => n,
+                Some(Incoming::LongQuery) => {
+                    self.long_query().await?;
+                    continue;
+                }
                 None => return Ok(()),
             };
+            // A large command's buffer is given back after it.
+            let large = n > 256 * 1024;
+            self.dispatch(n).await?;
+            if large {
+                self.reader.shrink();
+                if self.scratch.capacity() > 256 * 1024 {
+                    self.scratch = BytesMut::new();
+                }
+            }
+        }
+    }
+
+    /// Runs the command of `n` bytes at the head of the client buffer.
+    async fn dispatch(&mut self, n: usize) -> Result<(), End> {
+        {
             let request = self.reader.buf.split_to(n);
             let (len, _) = header(&request);
             if len == 0 {
-                self.send_err(1, &MyError::malformed("empty command"))
-                    .await?;
-                continue;
+                return self.send_err(1, &MyError::malformed("empty command")).await;
             }
             self.info.queries.fetch_add(1, Ordering::Relaxed);
             match request[4] {
                 cmd::QUIT => {
                     self.quit = true;
-                    return Ok(());
+                    return Err(End);
                 }
                 cmd::QUERY => self.query(&request).await?,
                 cmd::PING => self.ok(1).await?,
@@ -292,13 +310,14 @@ impl Session {
                 other => self.send_err(1, &MyError::unknown_command(other)).await?,
             }
         }
+        Ok(())
     }
 
     /// Waits for the next command. A session that keeps a backend
     /// connection it does not need gives it back after `idle-release`; a
     /// connection that carries the session's state and is closed by its
     /// server (wait_timeout, restart) closes the client too, as directly.
-    async fn next_command(&mut self) -> Result<Option<usize>, End> {
+    async fn next_command(&mut self) -> Result<Option<Incoming>, End> {
         loop {
             if self.info.killed.load(Ordering::Relaxed) {
                 if self.ctx.shutdown.is_started() {
@@ -342,7 +361,7 @@ impl Session {
                     }
                 };
                 tokio::select! {
-                    r = self.reader.fill_packet(&mut self.client) => Wake::Command(r?),
+                    r = self.reader.fill_command(&mut self.client) => Wake::Command(r?),
                     _ = self.info.kill_signal.notified() => Wake::Killed,
                     _ = release => Wake::Release,
                     _ = wanted => Wake::Release,
@@ -492,6 +511,18 @@ impl Session {
         expect: Expect,
         is_read: bool,
     ) -> Result<Option<effects::Reported>, End> {
+        self.relay_after(request, expect, is_read, None).await
+    }
+
+    /// `relay`, for a request already sent (empty `request`) whose last
+    /// packet had sequence id `sent_seq`.
+    async fn relay_after(
+        &mut self,
+        request: &[u8],
+        expect: Expect,
+        is_read: bool,
+        sent_seq: Option<u8>,
+    ) -> Result<Option<effects::Reported>, End> {
         let held = self.binding.held_mut().expect("prepare_conn sets held");
         let backend = held.backend.clone();
         let mut sc = held.conn.scanner(expect);
@@ -503,6 +534,9 @@ impl Session {
         }
         sc.track = std::mem::take(&mut self.track);
         sc.track.clear();
+        if let Some(seq) = sent_seq {
+            sc.last_seq = seq;
+        }
         let watch = Watch {
             backend_down: &self.info.backend_down,
             backend: &backend,
