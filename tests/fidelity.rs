@@ -40,6 +40,15 @@ fn code(e: &Error) -> Option<u16> {
     }
 }
 
+/// Creates `table (a INT)` through Gantry, in a session of its own.
+async fn create_table(g: &Gantry, table: &str) {
+    let mut c = connect(g).await;
+    c.query_drop(format!("CREATE TABLE {table} (a INT)"))
+        .await
+        .unwrap();
+    leave(c).await;
+}
+
 /// Closes a session and gives Gantry a moment to hand its connection back.
 async fn leave(c: Conn) {
     c.disconnect().await.unwrap();
@@ -354,12 +363,7 @@ async fn connection_bound_state_pins_and_is_never_pooled() {
     let t = shared_topology();
     let g = Gantry::start(t, &ONE_CONNECTION);
     let table = unique_name("hd");
-    let mut setup = connect(&g).await;
-    setup
-        .query_drop(format!("CREATE TABLE {table} (a INT)"))
-        .await
-        .unwrap();
-    leave(setup).await;
+    create_table(&g, &table).await;
     // HANDLER … OPEN held on a pooled connection would block DROP TABLE.
     let mut a = connect(&g).await;
     a.query_drop(format!("HANDLER {table} OPEN")).await.unwrap();
@@ -464,12 +468,7 @@ async fn two_hundred_sessions_leave_nothing_behind() {
     let t = shared_topology();
     let g = Gantry::start(t, &ONE_CONNECTION);
     let table = unique_name("lo");
-    let mut setup = connect(&g).await;
-    setup
-        .query_drop(format!("CREATE TABLE {table} (a INT)"))
-        .await
-        .unwrap();
-    leave(setup).await;
+    create_table(&g, &table).await;
     for i in 0..200 {
         let kind = LEFTOVERS[i % LEFTOVERS.len()];
         // Statements that cannot be prepared use the text protocol.

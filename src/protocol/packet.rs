@@ -200,40 +200,38 @@ impl PacketReader {
         src: &mut R,
         limit: usize,
     ) -> io::Result<Option<usize>> {
-        loop {
-            if let Some(n) = complete_len(&self.buf) {
-                return Ok(Some(n));
-            }
-            if self.buf.len() > limit {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "packet larger than allowed",
-                ));
-            }
-            if self.buf.capacity() - self.buf.len() < 4096 {
-                self.buf.reserve(16 * 1024);
-            }
-            if src.read_into(&mut self.buf).await? == 0 {
-                if self.buf.is_empty() {
-                    return Ok(None);
-                }
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-        }
+        Ok(match self.fill(src, limit, false).await? {
+            Some(Incoming::Whole(n)) => Some(n),
+            // Not reported when not asked for.
+            Some(Incoming::LongQuery) | None => None,
+        })
     }
 
     /// Like `fill_packet` for a client command, except that a COM_QUERY
     /// longer than one physical packet is reported as soon as its first
     /// bytes are in: it is streamed to the backend, never buffered whole.
     pub async fn fill_command<R: ReadInto>(&mut self, src: &mut R) -> io::Result<Option<Incoming>> {
+        self.fill(src, MAX_COMMAND, true).await
+    }
+
+    async fn fill<R: ReadInto>(
+        &mut self,
+        src: &mut R,
+        limit: usize,
+        long_queries: bool,
+    ) -> io::Result<Option<Incoming>> {
         loop {
-            if self.buf.len() >= 5 && header(&self.buf).0 == MAX_PAYLOAD && self.buf[4] == 0x03 {
+            if long_queries
+                && self.buf.len() >= 5
+                && header(&self.buf).0 == MAX_PAYLOAD
+                && self.buf[4] == 0x03
+            {
                 return Ok(Some(Incoming::LongQuery));
             }
             if let Some(n) = complete_len(&self.buf) {
                 return Ok(Some(Incoming::Whole(n)));
             }
-            if self.buf.len() > MAX_COMMAND {
+            if self.buf.len() > limit {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     "packet larger than allowed",
