@@ -316,3 +316,34 @@ async fn ten_clients_sending_300_mib_each_keep_gantry_small() {
     let one: u8 = c.query_first("SELECT 1").await.unwrap().unwrap();
     assert_eq!(one, 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logins_with_a_schema_work_while_the_primary_is_down() {
+    let t = Topology::start();
+    let g = Gantry::start(&t, &FAST_HEALTH);
+    t.primary.kill();
+    let primary = t.primary.addr();
+    let admin_sees_down = || {
+        let out = g.admin_mariadb(&["-N", "-B", "-e", "SELECT * FROM backends"]);
+        String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            cols.get(1) == Some(&primary.as_str()) && cols.get(2) == Some(&"down")
+        })
+    };
+    common::wait_until(
+        Duration::from_secs(10),
+        "the primary marked down",
+        admin_sees_down,
+    );
+    let asked = Instant::now();
+    let mut c = connect(&g).await;
+    println!("login with a schema, primary down: {:?}", asked.elapsed());
+    let db: String = c.query_first("SELECT DATABASE()").await.unwrap().unwrap();
+    assert_eq!(db, "test");
+    let port: u16 = c.query_first("SELECT @@port").await.unwrap().unwrap();
+    assert_ne!(port, t.primary.port);
+    // Writes fail at once with a clear error.
+    let err = c.query_drop("CREATE TABLE nope (a INT)").await.unwrap_err();
+    assert_eq!(server_code(&err), Some(1105), "{err:?}");
+    t.primary.start();
+}

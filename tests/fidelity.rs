@@ -155,6 +155,24 @@ async fn dropping_the_current_schema_is_seen() {
     c.query_drop(format!("USE {s}")).await.unwrap();
     c.query_drop("CREATE TABLE t1 (a INT)").await.unwrap();
     c.query_drop(format!("DROP SCHEMA {s}")).await.unwrap();
+    // The same with prepared statements.
+    for sql in [
+        format!("CREATE SCHEMA {s}"),
+        format!("USE {s}"),
+        format!("DROP SCHEMA {s}"),
+    ] {
+        c.exec_drop(sql, ()).await.unwrap();
+    }
+    let db: Option<String> = c
+        .exec_first("SELECT DATABASE()", ())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(db, None, "binary protocol");
+    c.exec_drop(format!("CREATE SCHEMA {s}"), ()).await.unwrap();
+    c.exec_drop(format!("USE {s}"), ()).await.unwrap();
+    c.exec_drop("CREATE TABLE t1 (a INT)", ()).await.unwrap();
+    c.exec_drop(format!("DROP SCHEMA {s}"), ()).await.unwrap();
     // The same through libmariadb, in one session.
     let sql = format!(
         "CREATE SCHEMA {s}; USE {s}; DROP SCHEMA {s}; SELECT IFNULL(DATABASE(), 'none'); \

@@ -255,6 +255,24 @@ impl Topology {
         self.read_set.get(slot).map(|(_, i)| &self.backends[*i])
     }
 
+    /// When no replica serves reads and the primary is down: a replica that
+    /// is reachable though behind (it lost the primary), so reads and
+    /// logins go on, stale, rather than fail.
+    pub fn pick_reachable_replica(&self, ticket: u32) -> Option<&BackendEntry> {
+        if self
+            .primary()
+            .is_some_and(|p| p.state != BackendState::Down)
+        {
+            return None;
+        }
+        let reachable: Vec<&BackendEntry> = self
+            .backends
+            .iter()
+            .filter(|b| b.role == Role::Replica && b.state == BackendState::Lagging && b.weight > 0)
+            .collect();
+        (!reachable.is_empty()).then(|| reachable[ticket as usize % reachable.len()])
+    }
+
     pub fn readable_count(&self) -> usize {
         self.read_set.len()
     }
@@ -275,6 +293,26 @@ mod tests {
             weight,
             state,
         )
+    }
+
+    #[test]
+    fn behind_replicas_serve_only_while_the_primary_is_down() {
+        let lagging = || entry("r:1", Role::Replica, 1, BackendState::Lagging);
+        let t = Topology::new(vec![
+            entry("p:1", Role::Primary, 1, BackendState::Up),
+            lagging(),
+        ]);
+        assert!(t.pick_reachable_replica(0).is_none());
+        let t = Topology::new(vec![
+            entry("p:1", Role::Primary, 1, BackendState::Down),
+            lagging(),
+        ]);
+        assert_eq!(t.pick_reachable_replica(7).map(|b| b.addr()), Some("r:1"));
+        let t = Topology::new(vec![
+            entry("p:1", Role::Primary, 1, BackendState::Down),
+            entry("r:2", Role::Replica, 1, BackendState::Down),
+        ]);
+        assert!(t.pick_reachable_replica(0).is_none());
     }
 
     #[test]

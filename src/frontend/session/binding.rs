@@ -114,7 +114,9 @@ impl Session {
             Target::Current | Target::Primary => topo.primary(),
             Target::Replica => {
                 self.ticket = self.ticket.wrapping_add(1);
-                topo.pick_replica(self.ticket).or_else(|| topo.primary())
+                topo.pick_replica(self.ticket)
+                    .or_else(|| topo.pick_reachable_replica(self.ticket))
+                    .or_else(|| topo.primary())
             }
         };
         let Some(entry) = chosen else {
