@@ -34,8 +34,8 @@ pub struct ConnectParams<'a> {
 }
 
 pub struct BackendConn {
-    pub stream: TcpStream,
-    pub reader: PacketReader,
+    pub(super) stream: TcpStream,
+    pub(super) reader: PacketReader,
     /// Capabilities negotiated with the server (MariaDB's extended ones in
     /// bits 32..63).
     pub capabilities: u64,
@@ -245,6 +245,12 @@ impl BackendConn {
         let mut out = BytesMut::with_capacity(9);
         put_packet(&mut out, 0, &payload);
         self.stream.write_all(&out).await
+    }
+
+    /// Resolves when the server sent something or closed the connection
+    /// (for an idle connection: it went away, see `is_stale`).
+    pub async fn readable(&self) {
+        let _ = self.stream.readable().await;
     }
 
     /// Writes raw packet bytes (a request passed on in pieces).

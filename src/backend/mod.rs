@@ -5,6 +5,7 @@ pub mod conn;
 pub mod lease;
 pub mod limits;
 pub mod pool;
+pub mod relay;
 pub mod sync;
 pub mod topology;
 

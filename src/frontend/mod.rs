@@ -2,7 +2,6 @@
 //! the per-client session.
 
 pub mod client_stream;
-pub mod forward;
 pub mod login;
 pub mod registry;
 pub mod session;

@@ -17,10 +17,10 @@ mod prepared;
 mod replay;
 
 use super::client_stream::ClientStream;
-use super::forward::{forward, ForwardError, Watch};
 use super::registry::{pin, SessionInfo};
 use super::state::SessionState;
 use super::stmt::Statements;
+use crate::backend::relay::{ForwardError, Watch};
 use crate::backend::Purpose;
 use crate::backend::{BackendRuntime, PoolKey};
 use crate::config::Consistency;
@@ -342,7 +342,7 @@ impl Session {
                 let backend = async {
                     match held {
                         Some(h) => {
-                            let _ = h.conn.stream.readable().await;
+                            h.conn.readable().await;
                         }
                         None => std::future::pending().await,
                     }
@@ -542,15 +542,10 @@ impl Session {
             backend: &backend,
             read_timeout: self.ctx.settings.load().backend_read_timeout,
         };
-        let result = forward(
-            &mut self.client,
-            &mut self.reader,
-            &mut held.conn,
-            request,
-            &mut sc,
-            &watch,
-        )
-        .await;
+        let result = held
+            .conn
+            .forward(&mut self.client, &mut self.reader, request, &mut sc, &watch)
+            .await;
         self.count(&backend, is_read);
         let reported = self.note_response(&sc);
         self.track = std::mem::take(&mut sc.track);

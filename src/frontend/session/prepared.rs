@@ -1,7 +1,6 @@
 //! COM_STMT_* under Gantry's statement ids (see `frontend::stmt`).
 
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
 
 use super::{End, Session, Target};
 use crate::config::Consistency;
@@ -146,7 +145,7 @@ impl Session {
         let held = self.binding.held_mut().expect("prepare_conn sets held");
         for mut packet in stmt.long_data.drain(..) {
             set_statement_id(&mut packet, backend_id);
-            if let Err(e) = held.conn.stream.write_all(&packet).await {
+            if let Err(e) = held.conn.send(&packet).await {
                 let backend = held.backend.clone();
                 return self.backend_failed(&backend, &e, true, 1).await.map(|_| ());
             }

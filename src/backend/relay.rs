@@ -7,8 +7,8 @@ use bytes::{Buf, BytesMut};
 use std::io;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::client_stream::ClientStream;
-use crate::backend::{BackendConn, BackendRuntime};
+use super::{BackendConn, BackendRuntime};
+use crate::frontend::client_stream::ClientStream;
 use crate::protocol::packet::{header, put_packet, PacketReader};
 use crate::protocol::track;
 use crate::protocol::{ResponseScanner, ScanState};
@@ -65,10 +65,24 @@ pub fn last_seq(request: &[u8]) -> u8 {
     seq
 }
 
-/// Sends `request` (complete packets, headers included) and relays the
-/// response, scanned by `sc` (made by `BackendConn::scanner`), which then
-/// knows the final status flags and the session-tracking data.
-pub async fn forward(
+impl BackendConn {
+    /// Sends `request` (complete packets, headers included; empty when it
+    /// was sent already) and relays the response to the client, scanned by
+    /// `sc` (made by `scanner`), which then knows the final status flags
+    /// and the session-tracking data.
+    pub async fn forward(
+        &mut self,
+        client: &mut ClientStream,
+        client_reader: &mut PacketReader,
+        request: &[u8],
+        sc: &mut ResponseScanner,
+        watch: &Watch<'_>,
+    ) -> Result<(), ForwardError> {
+        forward(client, client_reader, self, request, sc, watch).await
+    }
+}
+
+async fn forward(
     client: &mut ClientStream,
     client_reader: &mut PacketReader,
     conn: &mut BackendConn,
