@@ -73,7 +73,7 @@ impl MyError {
         Self::new(
             1105,
             "HY000",
-            format!("Backend server {addr} is down (health check); try again later"),
+            format!("The backend server {addr} is down (health check); try again later"),
         )
     }
 
