@@ -63,6 +63,8 @@ pub struct BackendConn {
     pub(super) names: String,
     /// What a client asking for session tracking would see directly.
     pub track_view: Arc<TrackView>,
+    /// Reused buffer for OK packets rewritten on their way to the client.
+    pub(super) rewrite: BytesMut,
 }
 
 /// COM_QUIT, sequence 0.
@@ -126,6 +128,7 @@ impl BackendConn {
             mysql: !greeting.version.contains("MariaDB"),
             names: String::new(),
             track_view: Arc::default(),
+            rewrite: BytesMut::new(),
         };
         conn.start_tracking(p.addr).await?;
         Ok(conn)

@@ -484,6 +484,7 @@ mod tests {
             mysql: false,
             names: String::new(),
             track_view: Default::default(),
+            rewrite: bytes::BytesMut::new(),
         }
     }
 

@@ -3,13 +3,13 @@
 //! every complete-enough byte to the client; nothing is decoded but the
 //! packet headers and terminators (see `ResponseScanner`).
 
-use bytes::{Buf, BytesMut};
+use bytes::Buf;
 use std::io;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{BackendConn, BackendRuntime};
 use crate::frontend::client_stream::ClientStream;
-use crate::protocol::packet::{header, put_packet, PacketReader};
+use crate::protocol::packet::{header, PacketReader};
 use crate::protocol::track;
 use crate::protocol::{ResponseScanner, ScanState};
 use std::time::Duration;
@@ -119,22 +119,27 @@ async fn forward(
             }
         };
         if let Some(start) = sc.take_rewrite() {
-            // An OK packet whose state information the client did not ask
-            // for: the bytes before it, then the packet without it.
-            let packet = &conn.reader.buf[start..n];
-            let mut out = BytesMut::with_capacity(packet.len());
+            // An OK packet with tracking data the client would not get
+            // directly: the bytes before it, then the packet rewritten (in
+            // the connection's reused buffer).
+            let mut out = std::mem::take(&mut conn.rewrite);
+            out.clear();
             out.extend_from_slice(&conn.reader.buf[..start]);
+            let packet = &conn.reader.buf[start..n];
             let (_, seq) = header(packet);
             let payload = &packet[4..];
-            let mut stripped = BytesMut::with_capacity(payload.len());
+            let at = out.len();
+            out.extend_from_slice(&[0, 0, 0, seq]);
             match track::ok_layout(payload) {
-                Some(layout) => {
-                    track::filter_state(payload, &layout, sc.view.as_deref(), &mut stripped)
-                }
-                None => stripped.extend_from_slice(payload),
+                Some(layout) => track::filter_state(payload, &layout, sc.view.as_deref(), &mut out),
+                None => out.extend_from_slice(payload),
             }
-            put_packet(&mut out, seq, &stripped);
-            client.write_all(&out).await.map_err(ForwardError::Client)?;
+            // OK packets are far below 16 MiB: one physical packet.
+            let len = (out.len() - at - 4) as u32;
+            out[at..at + 3].copy_from_slice(&len.to_le_bytes()[..3]);
+            let written = client.write_all(&out).await;
+            conn.rewrite = out;
+            written.map_err(ForwardError::Client)?;
             conn.reader.buf.advance(n);
             if state == ScanState::Done {
                 return Ok(());
