@@ -8,6 +8,8 @@ pub mod backend;
 pub mod config;
 pub mod context;
 pub mod frontend;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gtid;
 pub mod health;
 pub mod metrics;

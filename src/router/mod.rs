@@ -8,6 +8,8 @@
 mod classify;
 mod keywords;
 mod lexer;
+#[cfg(test)]
+mod proptests;
 mod set;
 mod shape_cache;
 #[cfg(test)]

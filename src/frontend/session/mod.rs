@@ -12,6 +12,9 @@ mod causal;
 mod control;
 mod prepared;
 
+#[doc(hidden)]
+pub(crate) use control::{parse_change_user, parse_kill};
+
 use super::client_stream::ClientStream;
 use super::forward::{forward, ForwardError};
 use super::registry::{pin, SessionInfo};
