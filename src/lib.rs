@@ -9,6 +9,8 @@ pub mod config;
 pub mod context;
 pub mod fdlimit;
 pub mod frontend;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gtid;
 pub mod health;
 pub mod metrics;

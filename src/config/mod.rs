@@ -509,6 +509,13 @@ pub fn load_file_only(path: &Path) -> Result<Config, ConfigError> {
     build(&file::read(path)?, Some(path))
 }
 
+/// Builds a configuration from the text of a TOML file alone (the fuzz
+/// target's entry; `path` is not read, only named in messages).
+#[doc(hidden)]
+pub fn from_toml_text(text: &str) -> Result<Config, ConfigError> {
+    build(&file::parse(text, Path::new("fuzz.toml"))?, None)
+}
+
 /// A raw option value, before validation.
 #[derive(Debug, Clone, PartialEq)]
 enum Raw {

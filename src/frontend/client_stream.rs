@@ -51,11 +51,7 @@ impl ClientStream {
 
     /// From now on every frame is compressed (after the login's OK).
     pub fn enable_compression(&mut self) {
-        self.compression = Some(Box::new(Compression {
-            raw: BytesMut::with_capacity(16 * 1024),
-            seq: 0,
-            out: Vec::new(),
-        }));
+        self.compression = Some(Box::new(Compression::new()));
     }
 
     pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
@@ -85,7 +81,42 @@ impl ReadInto for ClientStream {
     }
 }
 
+/// The compression layer without a socket, for the fuzz targets: bytes as
+/// received go in through `receive`, decompressed payloads come out of
+/// `take_frame`, and `frame` is what Gantry would send.
+#[doc(hidden)]
+pub struct FrameCodec(Compression);
+
+impl Default for FrameCodec {
+    fn default() -> Self {
+        Self(Compression::new())
+    }
+}
+
+impl FrameCodec {
+    pub fn receive(&mut self, bytes: &[u8]) {
+        self.0.raw.extend_from_slice(bytes);
+    }
+
+    pub fn take_frame(&mut self, buf: &mut BytesMut) -> io::Result<Option<usize>> {
+        self.0.take_frame(buf)
+    }
+
+    pub fn frame(&mut self, data: &[u8]) -> io::Result<&[u8]> {
+        self.0.frame(data)?;
+        Ok(&self.0.out)
+    }
+}
+
 impl Compression {
+    fn new() -> Self {
+        Self {
+            raw: BytesMut::with_capacity(16 * 1024),
+            seq: 0,
+            out: Vec::new(),
+        }
+    }
+
     /// Moves the payload of one complete received frame into `buf`.
     fn take_frame(&mut self, buf: &mut BytesMut) -> io::Result<Option<usize>> {
         if self.raw.len() < 7 {

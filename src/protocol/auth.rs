@@ -294,6 +294,12 @@ pub fn parse_backend_greeting(payload: &[u8]) -> Result<BackendGreeting, MyError
         return Err(super::reply::parse_err(payload)
             .unwrap_or_else(|| MyError::new(1105, "HY000", "backend refused connection")));
     }
+    // mysql_common computes `len as i8 - 8` from the auth-plugin-data length
+    // byte, which overflows (a panic with overflow checks) for 0x80..=0x87;
+    // servers send 21.
+    if auth_data_len(payload).is_some_and(|n| n >= 0x80) {
+        return Err(MyError::new(2027, "HY000", "Malformed backend handshake"));
+    }
     let hs = HandshakePacket::deserialize((), &mut ParseBuf(payload))
         .map_err(|_| MyError::new(1043, "08S01", "Malformed backend handshake"))?;
     let capabilities = hs.capabilities().bits();
@@ -314,6 +320,13 @@ pub fn parse_backend_greeting(payload: &[u8]) -> Result<BackendGreeting, MyError
             .map(|s| s.into_owned())
             .unwrap_or_else(|| NATIVE_PASSWORD.to_string()),
     })
+}
+
+/// The greeting's auth-plugin-data length byte: after the protocol version,
+/// the NUL-terminated server version and 20 fixed bytes.
+fn auth_data_len(payload: &[u8]) -> Option<u8> {
+    let nul = payload.get(1..)?.iter().position(|b| *b == 0)?;
+    payload.get(1 + nul + 1 + 20).copied()
 }
 
 /// Scrambles a password for the named plugin; `None` if unsupported.
@@ -531,6 +544,24 @@ mod tests {
         assert_eq!(g.nonce, nonce.to_vec());
         assert_eq!(g.auth_plugin, NATIVE_PASSWORD);
         assert_eq!(g.capabilities & PROXY_CAPABILITIES, PROXY_CAPABILITIES);
+    }
+
+    #[test]
+    fn greeting_with_a_negative_auth_data_length_is_refused_not_a_panic() {
+        // Found by the handshake fuzz target: mysql_common's `len as i8 - 8`
+        // overflowed for 0x80..=0x87.
+        let id = ServerIdentity::fallback(Some("10.11"));
+        let good = server_greeting(&id, 7, &[b'a'; 20]);
+        let at = good.iter().position(|b| *b == 0).unwrap() + 1 + 20;
+        assert_eq!(good[at], 21);
+        for n in 0x80..=0xffu8 {
+            let mut bad = good.clone();
+            bad[at] = n;
+            assert_eq!(parse_backend_greeting(&bad).unwrap_err().code, 2027);
+        }
+        let crash = b"\x85\xa2\x29\x81\x41\x0a\x74\x2f\x7b\x00\x00\x3a\x05\x00\x00\x00\xff\x00\xff\xff\x40\x00\x81\x81\x81\x81\x81\x81\x81\x81\x81\x81\x81\x81\x81\x81\x81\x81";
+        let _ = parse_backend_greeting(crash);
+        assert!(parse_backend_greeting(&good).is_ok());
     }
 
     #[test]

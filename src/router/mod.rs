@@ -9,6 +9,8 @@ mod classify;
 mod facts;
 mod keywords;
 mod lexer;
+#[cfg(test)]
+mod proptests;
 mod set;
 mod shape_cache;
 #[cfg(test)]

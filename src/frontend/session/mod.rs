@@ -16,6 +16,9 @@ mod long;
 mod prepared;
 mod replay;
 
+#[doc(hidden)]
+pub(crate) use control::{parse_change_user, parse_kill};
+
 use super::client_stream::ClientStream;
 use super::registry::{pin, SessionInfo};
 use super::state::SessionState;
