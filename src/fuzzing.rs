@@ -15,7 +15,7 @@ use bytes::BytesMut;
 use crate::admin::parse::{parse as parse_admin, Command};
 use crate::config::{BackendAddr, UserPassword};
 use crate::frontend::client_stream::FrameCodec;
-use crate::frontend::session::{parse_change_user, parse_kill};
+use crate::frontend::session::parse_change_user;
 use crate::frontend::state::SessionState;
 use crate::frontend::stmt::{rewrite_execute, set_statement_id, statement_id, ClientStatement};
 use crate::gtid::{GtidSet, MariaPos};
@@ -28,6 +28,7 @@ use crate::protocol::packet::{
 };
 use crate::protocol::reply::parse_err;
 use crate::protocol::{Expect, ResponseScanner, ScanState};
+use crate::router::parse_kill;
 use crate::router::{classify, parse_set, use_schema, Hint, Route, StatementKind};
 
 /// A fuzz target's entry point.
@@ -209,20 +210,26 @@ pub fn response(data: &[u8]) {
 /// The connection phase: the client's login request, a backend's greeting
 /// (and the login Gantry builds from it), COM_CHANGE_USER and KILL.
 pub fn handshake(data: &[u8]) {
-    if let Ok(login) = parse_login(data) {
-        let caps = backend_capabilities(login.capabilities, u32::MAX, login.database.is_some());
+    let login = parse_login(data);
+    if let Ok(login) = &login {
         let _ = native_password_matches(&[b'x'; 20], "pw", &login.auth_response);
         let _ = format!("{login:?}");
-        let _ = caps;
     }
     if let Ok(greeting) = parse_backend_greeting(data) {
+        if let Ok(login) = &login {
+            let _ = backend_capabilities(
+                u64::from(login.capabilities),
+                &greeting,
+                login.database.is_some(),
+            );
+        }
         let id = ServerIdentity::from_backend(&greeting, None);
         let mine = server_greeting(&id, greeting.connection_id, &[b'n'; 20]);
         let again = parse_backend_greeting(&mine).expect("Gantry's own greeting parses");
         assert_eq!(again.connection_id, greeting.connection_id);
-        let caps = backend_capabilities(0, greeting.capabilities, true);
+        let caps = backend_capabilities(0, &greeting, true);
         if let Ok(out) = backend_login(&greeting, caps, 45, "app", "pw", Some("db")) {
-            if caps & CLIENT_PROTOCOL_41 != 0 {
+            if caps & u64::from(CLIENT_PROTOCOL_41) != 0 {
                 let login = parse_login(&out).expect("Gantry's own login parses");
                 assert_eq!(login.user, "app");
                 assert_eq!(login.collation, 45);
@@ -247,7 +254,7 @@ pub fn stmt_execute(data: &[u8]) {
     let mut stmt = ClientStatement {
         key: 0,
         sql: Arc::from(&b"SELECT ?"[..]),
-        route: Route::Replica,
+        class: classify(b"SELECT ?"),
         params: n as u16,
         param_types: (flags & 1 != 0).then(|| vec![0xfd; 2 * n]),
         long_data: Vec::new(),
@@ -343,11 +350,15 @@ pub fn classifier(data: &[u8]) {
             let _ = a.to_sql();
         }
         let mut state = SessionState::default();
-        let _ = state.record_set(&items);
+        let _ = state.record_user_vars(&items);
+        for a in &items {
+            state.set_system(&a.name, &a.value);
+        }
         let _ = state.replay_sql(&[]);
         let applied = state.vars.clone();
+        assert!(state.extends(&applied));
         assert!(
-            state.replay_sql(&applied).is_empty(),
+            state.replay_sql(&applied).is_none(),
             "a connection already in this state needs no replay"
         );
     }

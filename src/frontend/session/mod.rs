@@ -17,7 +17,7 @@ mod prepared;
 mod replay;
 
 #[doc(hidden)]
-pub(crate) use control::{parse_change_user, parse_kill};
+pub(crate) use control::parse_change_user;
 
 use super::client_stream::ClientStream;
 use super::registry::{pin, SessionInfo};
