@@ -57,6 +57,9 @@ pub struct BackendConn {
     /// The session token (see `Session`) whose state this connection
     /// carries; 0 for a fresh connection that served nobody yet.
     pub owner: u64,
+    /// When its session values were last the servers' defaults (connect or
+    /// reset): a session that began later must reset it first.
+    pub defaults_at: Instant,
     /// MySQL rather than MariaDB (the session-tracking setup differs).
     pub mysql: bool,
     /// The login character set, `SET NAMES` form, restored after a reset.
@@ -125,6 +128,7 @@ impl BackendConn {
             abort_on_drop: false,
             last_used: Instant::now(),
             owner: 0,
+            defaults_at: Instant::now(),
             mysql: !greeting.version.contains("MariaDB"),
             names: String::new(),
             track_view: Arc::default(),
@@ -203,6 +207,7 @@ impl BackendConn {
         }
         self.forget_session_state();
         self.owner = owner;
+        self.defaults_at = Instant::now();
         Ok(Ok(()))
     }
 

@@ -481,6 +481,7 @@ mod tests {
             abort_on_drop: true,
             last_used: Instant::now() - age,
             owner: 0,
+            defaults_at: Instant::now(),
             mysql: false,
             names: String::new(),
             track_view: Default::default(),

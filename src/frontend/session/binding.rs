@@ -161,18 +161,22 @@ impl Session {
         self.acquire(backend).await
     }
 
-    /// A connection of `backend`'s pool for this session: one that served
-    /// another session is reset first.
+    /// A connection of `backend`'s pool for this session, reset first when
+    /// it may carry another session's values or older defaults.
     async fn acquire(&mut self, backend: Arc<BackendRuntime>) -> Result<(), MyError> {
         let pool = backend.pool(&self.pool_key);
         let schema = self.state.schema.as_deref();
         let mut conn = pool
             .acquire_for(&self.password, schema, self.purpose)
             .await?;
-        if conn.owner == 0 {
+        // A connection that served another session is reset unless it has
+        // nothing this session lacks and its defaults are no older than
+        // the session (it was reset, or opened, since the session began):
+        // one reset per connection and session at most, never per statement.
+        let stale = conn.defaults_at < self.started || !self.state.extends(&conn.vars);
+        if conn.owner == self.token || !stale {
             conn.owner = self.token;
-        } else if conn.owner != self.token {
-            // It served another session: back to the servers' defaults.
+        } else {
             let reset = match conn.reset_for(self.token).await {
                 Ok(r) => r,
                 Err(_) => Err(MyError::backend_lost(&backend.addr)),

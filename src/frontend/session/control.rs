@@ -58,6 +58,7 @@ impl Session {
     pub(super) async fn reset_connection(&mut self) -> Result<(), End> {
         self.reset_session_state();
         self.token = super::new_token();
+        self.started = std::time::Instant::now();
         self.last_status = crate::protocol::status::AUTOCOMMIT;
         if let Some(h) = self.binding.held_mut() {
             let addr = h.backend.addr.clone();
@@ -171,6 +172,7 @@ impl Session {
         self.binding.discard();
         self.reset_session_state();
         self.token = super::new_token();
+        self.started = std::time::Instant::now();
         self.last_status = crate::protocol::status::AUTOCOMMIT;
         self.password = password;
         self.user = cu.user.clone();

@@ -95,8 +95,12 @@ pub struct Session {
     /// reserve.
     purpose: Purpose,
     /// Marks the backend connections that carry this session's state; a
-    /// connection with another owner is reset before it serves this one.
+    /// connection with another owner is reset before it serves this one
+    /// (see `acquire`).
     token: u64,
+    /// When the session (re)started: a connection whose defaults are older
+    /// may not have today's global values.
+    started: std::time::Instant,
     /// The client asked for session tracking itself (else Gantry strips
     /// the tracker data it asked the servers for).
     client_tracks: bool,
@@ -188,6 +192,7 @@ impl Session {
             quit: false,
             purpose: Purpose::Session,
             token: new_token(),
+            started: std::time::Instant::now(),
             client_tracks: s.pool_key.capabilities
                 & u64::from(crate::protocol::auth::CLIENT_SESSION_TRACK)
                 != 0,
