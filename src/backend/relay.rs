@@ -12,7 +12,7 @@ use crate::frontend::client_stream::ClientStream;
 use crate::protocol::packet::{header, PacketReader};
 use crate::protocol::track;
 use crate::protocol::{ResponseScanner, ScanState};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 #[derive(Debug)]
@@ -45,8 +45,14 @@ enum Wait {
     Read(io::Result<usize>),
     ClientGone,
     BackendDown,
+    /// Marked down earlier, and silent since.
+    StillSilent,
     TimedOut,
 }
+
+/// A statement whose connection delivered bytes this recently when its
+/// backend was marked down gets this long more before it fails.
+const DOWN_GRACE: Duration = Duration::from_millis(1000);
 
 /// A backend marked down or silent too long: the statement fails.
 fn backend_gone(what: &str) -> io::Error {
@@ -108,6 +114,8 @@ async fn forward(
     if let Err(e) = conn.stream.write_all(request).await {
         return Err(backend_err(sc, e));
     }
+    let mut last_progress = Instant::now();
+    let mut suspect: Option<Instant> = None;
     loop {
         let (n, state) = match sc.scan(&conn.reader.buf) {
             Ok(r) => r,
@@ -170,10 +178,17 @@ async fn forward(
                             None => std::future::pending().await,
                         }
                     };
+                    let suspect_over = async {
+                        match suspect {
+                            Some(at) => tokio::time::sleep_until(at.into()).await,
+                            None => std::future::pending().await,
+                        }
+                    };
                     tokio::select! {
                         r = conn.stream.read_buf(&mut conn.reader.buf) => Wait::Read(r),
                         _ = client.closed() => Wait::ClientGone,
                         _ = watch.backend_down.notified() => Wait::BackendDown,
+                        _ = suspect_over => Wait::StillSilent,
                         _ = timeout => Wait::TimedOut,
                     }
                 };
@@ -181,10 +196,19 @@ async fn forward(
                     Wait::Read(Ok(0)) => {
                         return Err(backend_err(sc, io::ErrorKind::UnexpectedEof.into()))
                     }
-                    Wait::Read(Ok(_)) => {}
+                    Wait::Read(Ok(_)) => {
+                        last_progress = Instant::now();
+                        suspect = None;
+                    }
                     Wait::Read(Err(e)) => return Err(backend_err(sc, e)),
                     Wait::ClientGone => return Err(ForwardError::ClientGone),
-                    Wait::BackendDown => {
+                    // Marked down while this connection still delivers: a
+                    // probe lost to load, not a hung server. It fails only
+                    // if it stays silent a little longer.
+                    Wait::BackendDown if last_progress.elapsed() < DOWN_GRACE => {
+                        suspect = Some(last_progress + DOWN_GRACE);
+                    }
+                    Wait::BackendDown | Wait::StillSilent => {
                         return Err(backend_err(sc, backend_gone("the backend was marked down")))
                     }
                     Wait::TimedOut => {

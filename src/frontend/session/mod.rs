@@ -91,6 +91,10 @@ pub struct Session {
     verified_on: Option<u64>,
     /// The client said goodbye with COM_QUIT.
     quit: bool,
+    /// A read that found its connection dead before any answer may be
+    /// tried once more (`retry` asks for it).
+    may_retry: bool,
+    retry: bool,
     /// What the next connection is taken for: a login may use the pools'
     /// reserve.
     purpose: Purpose,
@@ -190,6 +194,8 @@ impl Session {
             causal: None,
             verified_on: None,
             quit: false,
+            may_retry: false,
+            retry: false,
             purpose: Purpose::Session,
             token: new_token(),
             started: std::time::Instant::now(),
@@ -495,6 +501,15 @@ impl Session {
         if !self.prepare_conn(target).await? {
             return Ok(None);
         }
+        self.may_retry = true;
+        let first = self.relay(request, expect, is_read).await;
+        self.may_retry = false;
+        if !std::mem::take(&mut self.retry) {
+            return first;
+        }
+        if !self.prepare_conn(target).await? {
+            return Ok(None);
+        }
         self.relay(request, expect, is_read).await
     }
 
@@ -574,12 +589,27 @@ impl Session {
                 error,
                 clean,
                 next_seq,
-            }) => self.backend_failed(&backend, &error, clean, next_seq).await,
+            }) => {
+                // A read that got no answer at all (a dead server's pooled
+                // connection) is tried once more elsewhere.
+                let unanswered = clean
+                    && !request.is_empty()
+                    && next_seq == crate::backend::relay::last_seq(request).wrapping_add(1);
+                if self.may_retry && is_read && unanswered && !self.carries_state() {
+                    tracing::debug!(backend = %backend.addr, %error, "a read found its backend gone; retried");
+                    self.discard_held();
+                    self.retry = true;
+                    return Ok(None);
+                }
+                self.backend_failed(&backend, &error, clean, next_seq).await
+            }
         }
     }
 
-    /// KILL QUERY, over a connection of its own, for the statement the held
-    /// connection runs for a client that went away.
+    /// KILL CONNECTION, over a connection of its own, for the held
+    /// connection of a client that went away: its statement stops and its
+    /// transaction rolls back, even if the statement had not started yet
+    /// when the KILL arrived (the connection is discarded anyway).
     fn kill_abandoned(&self, backend: &Arc<BackendRuntime>) {
         let Some(h) = self.binding.held() else {
             return;
@@ -589,10 +619,14 @@ impl Session {
         let password = self.password.clone();
         let addr = backend.addr.clone();
         tokio::spawn(async move {
-            let Ok(mut conn) = pool.acquire_for(&password, None, Purpose::Reserved).await else {
-                return;
+            let mut conn = match pool.acquire_for(&password, None, Purpose::Reserved).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(backend = %addr, thread, error = %e, "could not stop the statement of a client that went away");
+                    return;
+                }
             };
-            let sql = format!("KILL QUERY {thread}");
+            let sql = format!("KILL CONNECTION {thread}");
             match conn.run(cmd::QUERY, sql.as_bytes()).await {
                 Ok(_) => {
                     tracing::info!(backend = %addr, thread, "stopped the statement of a client that went away")
