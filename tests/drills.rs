@@ -295,7 +295,7 @@ const BIG: &str = "SELECT * FROM seq_1_to_200000";
 /// abandoned transaction (for 5 s): it should have been rolled back.
 async fn abrupt(t: &Topology, port: u16, table: &str, i: usize, worker: usize) -> Option<String> {
     let mut c = RawClient::login(port, &Login::default()).await;
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         c.send_query(BIG).await;
         let (first, _) = c.read().await;
         assert!(first[0] != 0xff, "{}", String::from_utf8_lossy(&first));
