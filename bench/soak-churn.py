@@ -12,9 +12,12 @@ import time
 import pymysql
 
 
+# autocommit=True as application servers run: PyMySQL otherwise sends
+# SET AUTOCOMMIT=0, which holds a primary connection per session.
 def session(port, i):
     c = pymysql.connect(host="127.0.0.1", port=port, user="app", password="app_pw",
-                        database="sbtest", connect_timeout=10, read_timeout=30)
+                        database="sbtest", connect_timeout=10, read_timeout=30,
+                        autocommit=True)
     return c
 
 

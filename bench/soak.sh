@@ -32,7 +32,8 @@
 #   --no-save            print only; do not write bench/results/
 #   --keep               keep the work directory (logs) after the run
 #
-# Environment: BENCH_DIR (work directory, default a fresh /tmp/gantry-soak.*).
+# Environment: BENCH_DIR (work directory, default a fresh /tmp/gantry-soak.*),
+# GANTRY_BIN (a gantry binary to use instead of building one).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -42,7 +43,7 @@ MINUTES=30 SESSIONS=2000 CHURN_THREADS=20 SB_THREADS=4 SB_RATE=50 INTERVAL=30
 ARENA_MAX="" HEAPTRACK=0 SAVE=1 KEEP=0
 GANTRY_EXTRA=()
 INVOCATION="bench/soak.sh${*:+ $*}"
-usage() { sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,35p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while (($#)); do
     arg="$1"; shift
     val=""
@@ -135,9 +136,11 @@ log "installing missing dependencies (MariaDB, sysbench) if any"
 scripts/install-deps.sh
 [[ -n $MARIADB ]] || MARIADB="$(command -v mariadb || command -v mysql)"
 
-log "building gantry (release)"
-cargo build --release --locked --bin gantry >&2
-GANTRY_BIN="$ROOT/target/release/gantry"
+if [[ -z ${GANTRY_BIN:-} ]]; then
+    log "building gantry (release)"
+    cargo build --release --locked --bin gantry >&2
+    GANTRY_BIN="$ROOT/target/release/gantry"
+fi
 
 # PyMySQL in the drivers' virtualenv (shared with drivers/pymysql/run.sh).
 PYTHON="$(bash -c 'source drivers/lib.sh && drv_init pymysql && drv_venv pymysql-venv PyMySQL==1.1.1 >&2 && echo "$VENV/bin/python"')" \
