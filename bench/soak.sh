@@ -98,7 +98,7 @@ WORK="${BENCH_DIR:-$(mktemp -d /tmp/gantry-soak.XXXXXX)}"
 mkdir -p "$WORK"
 WORK="$(cd "$WORK" && pwd -P)"
 TOPO="$WORK/topo"
-GANTRY_PID="" SB_PID="" CHURN_PID=""
+GANTRY_PID="" SB_PID="" CHURN_PID="" LAUNCHER_PID=""
 stop_pid() {   # PID: TERM, then KILL after 5 s
     local pid="$1" i
     [[ -n $pid ]] || return 0
@@ -115,6 +115,9 @@ cleanup() {
     stop_pid "$CHURN_PID"
     stop_pid "$SB_PID"
     stop_pid "$GANTRY_PID"
+    if [[ -n ${LAUNCHER_PID:-} && $LAUNCHER_PID != "$GANTRY_PID" ]]; then
+        wait "$LAUNCHER_PID" 2>/dev/null || true   # heaptrack writes its profile
+    fi
     if [[ -f $TOPO/topology.env ]]; then
         scripts/topology.sh down --dir "$TOPO" >/dev/null 2>&1 || true
     fi
