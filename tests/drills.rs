@@ -154,6 +154,12 @@ async fn a_killed_replica_fails_only_its_statements_in_flight_and_rejoins() {
             .await
             .expect("no reader hangs")
             .unwrap();
+        // Every session goes on after the kill, whether it lost a statement
+        // or not.
+        assert!(
+            seen.iter().any(|o| o.started > killed && o.result.is_ok()),
+            "a session stopped working after the kill"
+        );
         for o in seen {
             total += 1;
             match o.result {
