@@ -149,6 +149,7 @@ async fn a_killed_replica_fails_only_its_statements_in_flight_and_rejoins() {
     };
     let mut failures = Vec::new();
     let mut victim_after_restart = 0;
+    let mut answered_by_victim_before_kill = 0;
     for r in readers {
         let seen = tokio::time::timeout(Duration::from_secs(10), r)
             .await
@@ -167,6 +168,9 @@ async fn a_killed_replica_fails_only_its_statements_in_flight_and_rejoins() {
                     *per_port.entry(port).or_default() += 1;
                     if port == victim.port && o.started > restarted {
                         victim_after_restart += 1;
+                    }
+                    if port == victim.port && o.ended < kill_sent {
+                        answered_by_victim_before_kill += 1;
                     }
                     assert!(
                         port != victim.port || o.started < kill_sent || o.ended > restart_sent,
@@ -195,7 +199,13 @@ async fn a_killed_replica_fails_only_its_statements_in_flight_and_rejoins() {
             ended.saturating_duration_since(kill_sent)
         );
     }
-    assert!(!failures.is_empty(), "some statements ran on the victim");
+    // Reads in flight on the victim that got no answer byte yet are
+    // retried elsewhere by Gantry, so there may be no failure at all; the
+    // victim did serve reads before the kill.
+    assert!(
+        answered_by_victim_before_kill > 0,
+        "some statements ran on the victim before the kill"
+    );
     // At most one statement per session was in flight, each started before
     // the victim was gone and failed with a server-range code at once.
     assert!(failures.len() <= 8, "{} failures", failures.len());

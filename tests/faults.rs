@@ -69,15 +69,13 @@ async fn a_hung_backend_fails_its_statements_at_detection_and_nobody_waits_for_i
     let _resume = Resume(hung);
     let paused = Instant::now();
     let mut failed = 0;
-    let mut last_failure = Duration::ZERO;
+    let mut last = Duration::ZERO;
     for r in running {
         let (r, mut c, at) = tokio::time::timeout(Duration::from_secs(10), r)
             .await
             .expect("no statement hangs")
             .unwrap();
-        if r.is_err() {
-            last_failure = last_failure.max(at - paused);
-        }
+        last = last.max(at - paused);
         match r {
             Ok(Some((port, _))) => assert_ne!(port, hung.port, "answered by the hung server?"),
             Ok(None) => panic!("no row"),
@@ -91,13 +89,15 @@ async fn a_hung_backend_fails_its_statements_at_detection_and_nobody_waits_for_i
             }
         }
     }
+    // Reads in flight on the hung replica are failed at detection and,
+    // having had no answer, run again elsewhere: every statement is
+    // answered well before the replica resumes (never, in this test).
     println!(
-        "hung replica: {failed} of 8 statements failed, the last {last_failure:?} after SIGSTOP"
+        "hung replica: {failed} of 8 statements failed, the last answered {last:?} after SIGSTOP"
     );
-    assert!(failed > 0, "some statements were on the hung replica");
     assert!(
-        last_failure < Duration::from_secs(3),
-        "failed at detection, not at SIGCONT: {last_failure:?}"
+        last < Duration::from_secs(4 + 3),
+        "answered at detection, not at SIGCONT: {last:?}"
     );
 
     // The primary hangs: the write in flight fails at detection, and a new
