@@ -8,7 +8,7 @@
 mod common;
 
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Error, Opts};
+use mysql_async::Error;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,31 +17,7 @@ use std::time::{Duration, Instant};
 use common::raw::{Login, RawClient};
 use common::{shared_topology, unique_name, wait_until, Gantry, Server, Topology};
 
-/// Fast health checks: a dead server is marked down about 1 s after it
-/// stops answering, and probed back up as quickly.
-const FAST_HEALTH: [&str; 8] = [
-    "--health-interval-ms",
-    "200",
-    "--probe-timeout-ms",
-    "300",
-    "--down-after-milliseconds",
-    "1000",
-    "--consistency",
-    "eventual",
-];
-
-async fn connect(g: &Gantry) -> Conn {
-    Conn::new(Opts::from_url(&g.url("app", "app_pw", "test")).unwrap())
-        .await
-        .expect("connect through gantry")
-}
-
-fn server_code(e: &Error) -> Option<u16> {
-    match e {
-        Error::Server(s) => Some(s.code),
-        _ => None,
-    }
-}
+use common::{connect_app as connect, server_code, FAST_HEALTH};
 
 /// Rows of an admin table as column → value maps.
 fn admin_rows(g: &Gantry, sql: &str) -> Vec<BTreeMap<String, String>> {

@@ -7,37 +7,13 @@
 mod common;
 
 use mysql_async::prelude::*;
-use mysql_async::{Conn, Error, Opts};
+use mysql_async::Error;
 use std::time::{Duration, Instant};
 
 use common::raw::{Login, RawClient};
 use common::{unique_name, Gantry, Topology};
 
-/// Fast health checks: a hung server is marked down about 1 s after it
-/// stops answering.
-const FAST_HEALTH: [&str; 8] = [
-    "--health-interval-ms",
-    "200",
-    "--probe-timeout-ms",
-    "300",
-    "--down-after-milliseconds",
-    "1000",
-    "--consistency",
-    "eventual",
-];
-
-async fn connect(g: &Gantry) -> Conn {
-    Conn::new(Opts::from_url(&g.url("app", "app_pw", "test")).unwrap())
-        .await
-        .expect("connect through gantry")
-}
-
-fn server_code(e: &Error) -> Option<u16> {
-    match e {
-        Error::Server(s) => Some(s.code),
-        _ => None,
-    }
-}
+use common::{connect_app as connect, server_code, FAST_HEALTH};
 
 /// Resumes a paused server even when the test fails.
 struct Resume<'a>(&'a common::Server);

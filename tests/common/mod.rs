@@ -111,3 +111,31 @@ fn mysql_url(user: &str, pw: &str, port: u16, db: &str) -> String {
         url_escape(pw)
     )
 }
+
+/// Fast health checks for drills: a dead or hung server is marked down
+/// about 1 s after it stops answering, and probed back up as quickly.
+pub const FAST_HEALTH: [&str; 8] = [
+    "--health-interval-ms",
+    "200",
+    "--probe-timeout-ms",
+    "300",
+    "--down-after-milliseconds",
+    "1000",
+    "--consistency",
+    "eventual",
+];
+
+/// A mysql_async session through `g` as app/app_pw on `test`.
+pub async fn connect_app(g: &Gantry) -> mysql_async::Conn {
+    mysql_async::Conn::new(mysql_async::Opts::from_url(&g.url("app", "app_pw", "test")).unwrap())
+        .await
+        .expect("connect through gantry")
+}
+
+/// The server error code of a mysql_async error (None: not a server error).
+pub fn server_code(e: &mysql_async::Error) -> Option<u16> {
+    match e {
+        mysql_async::Error::Server(s) => Some(s.code),
+        _ => None,
+    }
+}
