@@ -51,7 +51,9 @@ async fn a_hung_backend_fails_its_statements_at_detection_and_nobody_waits_for_i
             .await
             .expect("no statement hangs")
             .unwrap();
-        last = last.max(at - paused);
+        if r.is_err() {
+            last = last.max(at - paused);
+        }
         match r {
             Ok(Some((port, _))) => assert_ne!(port, hung.port, "answered by the hung server?"),
             Ok(None) => panic!("no row"),
@@ -65,15 +67,11 @@ async fn a_hung_backend_fails_its_statements_at_detection_and_nobody_waits_for_i
             }
         }
     }
-    // Reads in flight on the hung replica are failed at detection and,
-    // having had no answer, run again elsewhere: every statement is
-    // answered well before the replica resumes (never, in this test).
-    println!(
-        "hung replica: {failed} of 8 statements failed, the last answered {last:?} after SIGSTOP"
-    );
+    println!("hung replica: {failed} of 8 statements failed, the last {last:?} after SIGSTOP");
+    assert!(failed > 0, "some statements were on the hung replica");
     assert!(
-        last < Duration::from_secs(4 + 3),
-        "answered at detection, not at SIGCONT: {last:?}"
+        last < Duration::from_secs(3),
+        "failed at detection, not at SIGCONT: {last:?}"
     );
 
     // The primary hangs: the write in flight fails at detection, and a new

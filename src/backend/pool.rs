@@ -80,9 +80,6 @@ pub struct Pool {
     backend: Weak<BackendRuntime>,
 }
 
-/// Idle connections older than this are probed before reuse.
-const PROBE_AFTER: Duration = Duration::from_millis(500);
-
 impl Pool {
     /// A pool with budgets of its own (tests, tools).
     pub fn new(key: PoolKey, addr: String, cfg: PoolConfig) -> Self {
@@ -148,7 +145,10 @@ impl Pool {
         let deadline = Instant::now() + self.cfg.acquire_timeout;
         self.reserve_slot(deadline, purpose).await?;
         while let Some(mut conn) = self.idle.pop() {
-            if conn.last_used.elapsed() < PROBE_AFTER || !conn.is_stale() {
+            // Every checkout looks for a close the server sent meanwhile (a
+            // killed server's connections are all closed at once); for a
+            // quiet socket the check is a readiness flag, no system call.
+            if !conn.is_stale() {
                 return Ok(Lease::new(conn, self.clone()));
             }
             self.close_counted(conn);

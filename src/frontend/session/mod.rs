@@ -91,10 +91,6 @@ pub struct Session {
     verified_on: Option<u64>,
     /// The client said goodbye with COM_QUIT.
     quit: bool,
-    /// A read that found its connection dead before any answer may be
-    /// tried once more (`retry` asks for it).
-    may_retry: bool,
-    retry: bool,
     /// What the next connection is taken for: a login may use the pools'
     /// reserve.
     purpose: Purpose,
@@ -194,8 +190,6 @@ impl Session {
             causal: None,
             verified_on: None,
             quit: false,
-            may_retry: false,
-            retry: false,
             purpose: Purpose::Session,
             token: new_token(),
             started: std::time::Instant::now(),
@@ -501,15 +495,6 @@ impl Session {
         if !self.prepare_conn(target).await? {
             return Ok(None);
         }
-        self.may_retry = true;
-        let first = self.relay(request, expect, is_read).await;
-        self.may_retry = false;
-        if !std::mem::take(&mut self.retry) {
-            return first;
-        }
-        if !self.prepare_conn(target).await? {
-            return Ok(None);
-        }
         self.relay(request, expect, is_read).await
     }
 
@@ -589,20 +574,7 @@ impl Session {
                 error,
                 clean,
                 next_seq,
-            }) => {
-                // A read that got no answer at all (a dead server's pooled
-                // connection) is tried once more elsewhere.
-                let unanswered = clean
-                    && !request.is_empty()
-                    && next_seq == crate::backend::relay::last_seq(request).wrapping_add(1);
-                if self.may_retry && is_read && unanswered && !self.carries_state() {
-                    tracing::debug!(backend = %backend.addr, %error, "a read found its backend gone; retried");
-                    self.discard_held();
-                    self.retry = true;
-                    return Ok(None);
-                }
-                self.backend_failed(&backend, &error, clean, next_seq).await
-            }
+            }) => self.backend_failed(&backend, &error, clean, next_seq).await,
         }
     }
 
