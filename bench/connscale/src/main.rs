@@ -538,7 +538,7 @@ async fn main() -> ExitCode {
                 .max(p.open);
             // pool-max-size per account (across its pools), plus Gantry's
             // reserve for logins and its own short connections.
-            const RESERVE: usize = 4;
+            const RESERVE: u64 = 4;
             let bound = a.pool_max_size + RESERVE;
             checks.push(Check {
                 what: format!(
