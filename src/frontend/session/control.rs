@@ -124,7 +124,7 @@ impl Session {
             at = b;
         }
         text.extend_from_slice(&sql[at..]);
-        let rewritten = super::query_packet(&text);
+        let rewritten = super::command_packet(cmd::QUERY, &text);
         let class = crate::router::classify(&text);
         self.run_query(&rewritten, &text, class).await
     }

@@ -114,11 +114,12 @@ pub struct Session {
     wait_timeout: Option<std::time::Duration>,
 }
 
-/// A COM_QUERY packet for `sql` (Gantry rewrote the client's).
-fn query_packet(sql: &[u8]) -> BytesMut {
-    let mut payload = Vec::with_capacity(sql.len() + 1);
-    payload.push(cmd::QUERY);
-    payload.extend_from_slice(sql);
+/// A command packet Gantry writes itself (`command` followed by `body`):
+/// a client's statement it rewrote, or one it prepares on its own.
+fn command_packet(command: u8, body: &[u8]) -> BytesMut {
+    let mut payload = Vec::with_capacity(body.len() + 1);
+    payload.push(command);
+    payload.extend_from_slice(body);
     let mut packet = BytesMut::with_capacity(payload.len() + 4);
     crate::protocol::packet::put_packet(&mut packet, 0, &payload);
     packet
@@ -147,7 +148,7 @@ impl Drop for Session {
             // The client vanished without COM_QUIT: a connection that carried
             // its session state is dropped the same way, so the server counts
             // the aborted client as it would directly.
-            let pinned = self.binding.pinned() || self.last_status & status::IN_TRANS != 0;
+            let pinned = self.carries_state();
             if let (Some(h), true) = (self.binding.held_mut(), pinned) {
                 h.conn.abort_on_drop = true;
             }
@@ -329,6 +330,7 @@ impl Session {
         loop {
             if self.info.killed.load(Ordering::Relaxed) {
                 if self.ctx.shutdown.is_started() {
+                    // Idle at shutdown: the answer to the client's next command.
                     let _ = self.send_err(1, &MyError::server_shutdown()).await;
                 }
                 return Ok(None);
@@ -379,12 +381,10 @@ impl Session {
             };
             match wake {
                 Wake::Command(r) => return Ok(r),
-                Wake::Killed if self.ctx.shutdown.is_started() => {
-                    // Idle at shutdown: the answer to the client's next command.
-                    let _ = self.send_err(1, &MyError::server_shutdown()).await;
-                    return Ok(None);
-                }
-                Wake::Killed | Wake::WaitTimeout => return Ok(None),
+                // `kill` sets the flag before it signals: the loop's first
+                // check ends the session.
+                Wake::Killed => continue,
+                Wake::WaitTimeout => return Ok(None),
                 Wake::Release => self.release_held(),
                 Wake::BackendReadable => {
                     if self.binding.held_mut().is_some_and(|h| h.conn.is_stale()) {
@@ -417,7 +417,7 @@ impl Session {
         }
         if class.connection_id {
             let text = router::with_connection_id(sql, self.info.id);
-            let rewritten = query_packet(&text);
+            let rewritten = command_packet(cmd::QUERY, &text);
             return self.run_query(&rewritten, &text, class).await;
         }
         self.run_query(request, sql, class).await

@@ -9,7 +9,7 @@ use crate::frontend::stmt::{
     rewrite_execute, set_statement_id, statement_id, statement_key, ClientStatement,
     CURSOR_READ_ONLY,
 };
-use crate::protocol::packet::{header, join_payload, put_packet};
+use crate::protocol::packet::{header, join_payload};
 use crate::protocol::reply::MyError;
 use crate::protocol::MAX_PAYLOAD;
 use crate::protocol::{cmd, status, Expect};
@@ -59,12 +59,7 @@ impl Session {
         let mut request = request;
         if class.connection_id {
             sql = Arc::from(router::with_connection_id(&sql, self.info.id));
-            let mut p = Vec::with_capacity(sql.len() + 1);
-            p.push(cmd::STMT_PREPARE);
-            p.extend_from_slice(&sql);
-            let mut packet = bytes::BytesMut::new();
-            put_packet(&mut packet, 0, &p);
-            rewritten = packet;
+            rewritten = super::command_packet(cmd::STMT_PREPARE, &sql);
             request = &rewritten;
         }
         let mut target = self.statement_target(class.route);
@@ -181,11 +176,7 @@ impl Session {
         if let Some(b) = held.conn.prepared_id(stmt.key) {
             return Ok(Some(b));
         }
-        let mut payload = Vec::with_capacity(stmt.sql.len() + 1);
-        payload.push(cmd::STMT_PREPARE);
-        payload.extend_from_slice(&stmt.sql);
-        let mut request = bytes::BytesMut::new();
-        put_packet(&mut request, 0, &payload);
+        let request = super::command_packet(cmd::STMT_PREPARE, &stmt.sql);
         let mut out = std::mem::take(&mut self.scratch);
         let result = held.conn.prepare(&request, stmt.key, &mut out).await;
         let backend = held.backend.clone();
