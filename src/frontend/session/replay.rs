@@ -1,7 +1,5 @@
 //! Bringing the held connection to the session's state before a command.
 
-use std::sync::atomic::Ordering;
-
 use super::binding::Held;
 use super::Session;
 use crate::backend::sync::SyncError;
@@ -37,7 +35,6 @@ impl Session {
             Err(e) => {
                 tracing::debug!(backend = %addr, error = %e, "could not bring a connection to the session's state");
                 self.discard_held();
-                self.info.backend.store(0, Ordering::Relaxed);
                 Err(match e {
                     SyncError::Lost(_) => MyError::backend_lost(&addr),
                     SyncError::Server(e) => e,
