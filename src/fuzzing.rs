@@ -257,7 +257,7 @@ pub fn stmt_execute(data: &[u8]) {
         class: classify(b"SELECT ?"),
         params: n as u16,
         param_types: (flags & 1 != 0).then(|| vec![0xfd; 2 * n]),
-        long_data: Vec::new(),
+        long_data: Default::default(),
         cursor: None,
     };
     let backend_id = u32::from(*flags) << 8 | 0x5a;

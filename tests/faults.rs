@@ -204,13 +204,26 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
-/// Sends one COM_QUERY of `total` bytes in full-size packets, from a
-/// small reused buffer, and returns the first packet of the answer (or
-/// None if the connection was closed).
-async fn send_long_query(port: u16, total: usize) -> Option<Vec<u8>> {
+/// Sends one command of `total` bytes in full-size packets, from a small
+/// reused buffer: a COM_QUERY, or (`execute`) a COM_STMT_EXECUTE of a
+/// statement with one BLOB parameter. Returns the first packet of the
+/// answer (or None if the connection was closed).
+async fn send_long_command(port: u16, execute: bool, total: usize) -> Option<Vec<u8>> {
     use tokio::io::AsyncWriteExt;
     const MAX: usize = 0xFF_FFFF;
     let mut c = RawClient::login(port, &Login::default()).await;
+    let start = if execute {
+        let id = c.prepare("SELECT LENGTH(?)").await;
+        let mut start = vec![0x17];
+        start.extend_from_slice(&id.to_le_bytes());
+        // flags, one iteration, null bitmap, types bound: BLOB, then the
+        // value's length (lenenc, 8 bytes).
+        start.extend_from_slice(&[0, 1, 0, 0, 0, 0, 1, 0xfc, 0, 0xfe]);
+        start.extend_from_slice(&((total - start.len() - 8) as u64).to_le_bytes());
+        start
+    } else {
+        b"\x03SELECT 1 /* ".to_vec()
+    };
     let filler = vec![b' '; 1 << 20];
     let mut left = total;
     let mut seq = 0u8;
@@ -223,8 +236,7 @@ async fn send_long_query(port: u16, total: usize) -> Option<Vec<u8>> {
         }
         let mut body = len;
         if first && len > 0 {
-            let start = b"\x03SELECT 1 /* ";
-            if c.stream.write_all(start).await.is_err() {
+            if c.stream.write_all(&start).await.is_err() {
                 return None;
             }
             body -= start.len();
@@ -250,15 +262,17 @@ async fn send_long_query(port: u16, total: usize) -> Option<Vec<u8>> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn ten_clients_sending_300_mib_each_keep_gantry_small() {
+async fn ten_clients_sending_300_mib_commands_each_keep_gantry_small() {
     let t = common::shared_topology();
     let g = Gantry::start(t, &[]);
     let pid = g.pid();
     let started = Instant::now();
     let mut clients = Vec::new();
-    for _ in 0..10 {
+    // Half statements, half executes of a prepared statement: both are
+    // streamed to a backend as they arrive.
+    for i in 0..10 {
         let port = g.port;
-        clients.push(tokio::spawn(send_long_query(port, 300 << 20)));
+        clients.push(tokio::spawn(send_long_command(port, i % 2 == 1, 300 << 20)));
     }
     let mut refused = 0;
     for c in clients {
@@ -280,7 +294,7 @@ async fn ten_clients_sending_300_mib_each_keep_gantry_small() {
     }
     let peak = status_kib(pid, "VmHWM");
     println!(
-        "10 x 300 MiB statements in {:?}: {refused} answered 1153; Gantry peak RSS {} MiB",
+        "10 x 300 MiB commands in {:?}: {refused} answered 1153; Gantry peak RSS {} MiB",
         started.elapsed(),
         peak / 1024
     );

@@ -7,8 +7,9 @@
 use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::gtid::Gtid;
+use crate::protocol::packet::MAX_COMMAND;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use super::limits::Limits;
@@ -88,6 +89,8 @@ pub struct BackendRuntime {
     pub position: ArcSwapOption<Gtid>,
     /// The health loop's verdict is `down`: nothing new is sent there.
     down: AtomicBool,
+    /// The server's max_allowed_packet at the last probe; 0 until known.
+    max_packet: AtomicUsize,
 }
 
 impl fmt::Debug for BackendRuntime {
@@ -111,7 +114,12 @@ impl BackendRuntime {
             stats: BackendStats::default(),
             position: ArcSwapOption::empty(),
             down: AtomicBool::new(false),
+            max_packet: AtomicUsize::new(0),
         })
+    }
+
+    pub fn set_max_packet(&self, bytes: usize) {
+        self.max_packet.store(bytes, Ordering::Relaxed);
     }
 
     pub fn is_down(&self) -> bool {
@@ -242,6 +250,23 @@ impl Topology {
 
     pub fn primary(&self) -> Option<&BackendEntry> {
         self.primary.map(|i| &self.backends[i])
+    }
+
+    /// The largest command a backend accepts: the greatest max_allowed_packet
+    /// the probes saw (Gantry refuses only what every server would), or
+    /// Gantry's own bound while none is known.
+    pub fn max_packet(&self) -> usize {
+        let known = self
+            .backends
+            .iter()
+            .map(|b| b.runtime.max_packet.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0);
+        if known == 0 {
+            MAX_COMMAND
+        } else {
+            known.min(MAX_COMMAND)
+        }
     }
 
     /// Weighted choice among serving replicas; `ticket` is any counter the

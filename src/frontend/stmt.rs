@@ -30,15 +30,63 @@ pub struct ClientStatement {
     /// a later execute relies on them on another connection.
     pub param_types: Option<Vec<u8>>,
     /// COM_STMT_SEND_LONG_DATA packets waiting for the next execute.
-    pub long_data: Vec<BytesMut>,
+    pub long_data: LongData,
     /// Backend statement id of an open cursor on the held connection.
     pub cursor: Option<u32>,
+}
+
+/// Long data of one statement, bounded as the server bounds it: once a
+/// parameter's data outgrows max_allowed_packet, nothing more is kept and
+/// every execute fails until COM_STMT_RESET.
+#[derive(Debug, Default)]
+pub struct LongData {
+    pub packets: Vec<BytesMut>,
+    /// Data bytes per parameter that got any.
+    per_param: Vec<(u16, usize)>,
+    /// Memory held, counted against the session's bound.
+    held: usize,
+    pub overflow: bool,
+}
+
+/// Memory a kept packet costs beyond its bytes (its handle in the list).
+const PACKET_OVERHEAD: usize = 64;
+/// COM_STMT_SEND_LONG_DATA: header, command, statement id, parameter.
+const LONG_DATA_PREFIX: usize = 4 + 1 + 4 + 2;
+
+impl LongData {
+    /// Adds `data` bytes to parameter `param`; false when that takes it
+    /// over `max_packet`.
+    fn grow(&mut self, param: u16, data: usize, max_packet: usize) -> bool {
+        let i = match self.per_param.iter().position(|(p, _)| *p == param) {
+            Some(i) => i,
+            None => {
+                self.per_param.push((param, 0));
+                self.per_param.len() - 1
+            }
+        };
+        self.per_param[i].1 += data;
+        self.per_param[i].1 <= max_packet
+    }
+}
+
+/// The error the server gives at execute for long data it refused.
+pub fn long_data_too_large() -> crate::protocol::reply::MyError {
+    crate::protocol::reply::MyError::new(
+        1105,
+        "HY000",
+        "Parameter of prepared statement which is set through mysql_send_long_data() is longer \
+         than 'max_allowed_packet' bytes",
+    )
 }
 
 #[derive(Debug, Default)]
 pub struct Statements {
     next_id: u32,
     map: HashMap<u32, ClientStatement>,
+    /// Long data held for all statements: at most twice max_allowed_packet
+    /// per session (a server keeps it per parameter; Gantry bounds the
+    /// client's memory).
+    long_data_held: usize,
 }
 
 impl Statements {
@@ -60,12 +108,58 @@ impl Statements {
         self.map.insert(id, stmt);
     }
 
+    /// Takes a statement out (to execute it; see `put_back`).
     pub fn remove(&mut self, id: u32) -> Option<ClientStatement> {
         self.map.remove(&id)
     }
 
+    /// COM_STMT_CLOSE: the statement and its long data are gone.
+    pub fn close(&mut self, id: u32) -> Option<ClientStatement> {
+        let mut stmt = self.map.remove(&id)?;
+        self.take_long_data(&mut stmt);
+        Some(stmt)
+    }
+
     pub fn clear(&mut self) {
         self.map.clear();
+        self.long_data_held = 0;
+    }
+
+    /// Keeps a COM_STMT_SEND_LONG_DATA packet (header included) for the
+    /// next execute of its statement, within the bounds of `LongData`.
+    pub fn add_long_data(&mut self, packet: BytesMut, max_packet: usize) {
+        let Some(id) = statement_id(&packet[4..]) else {
+            return;
+        };
+        let Some(stmt) = self.map.get_mut(&id) else {
+            return;
+        };
+        let long = &mut stmt.long_data;
+        if long.overflow || packet.len() < LONG_DATA_PREFIX {
+            return;
+        }
+        let param = u16::from_le_bytes([packet[9], packet[10]]);
+        let cost = packet.len() + PACKET_OVERHEAD;
+        let within = long.grow(param, packet.len() - LONG_DATA_PREFIX, max_packet)
+            && self.long_data_held + cost <= max_packet.saturating_mul(2);
+        if within {
+            self.long_data_held += cost;
+            long.held += cost;
+            long.packets.push(packet);
+        } else {
+            self.long_data_held -= long.held;
+            *long = LongData {
+                overflow: true,
+                ..LongData::default()
+            };
+        }
+    }
+
+    /// The statement's long data, no longer counted (sent, or reset).
+    pub fn take_long_data(&mut self, stmt: &mut ClientStatement) -> LongData {
+        let long = std::mem::take(&mut stmt.long_data);
+        self.long_data_held -= long.held;
+        long
     }
 
     /// Whether a statement of this session has the backend cache key `key`.
@@ -157,9 +251,59 @@ mod tests {
             class: crate::router::classify(b"SELECT ?"),
             params,
             param_types: None,
-            long_data: Vec::new(),
+            long_data: LongData::default(),
             cursor: None,
         }
+    }
+
+    fn long_packet(id: u32, param: u16, data: usize) -> BytesMut {
+        let mut payload = vec![0x18];
+        payload.extend_from_slice(&id.to_le_bytes());
+        payload.extend_from_slice(&param.to_le_bytes());
+        payload.resize(payload.len() + data, b'x');
+        let mut out = BytesMut::new();
+        put_packet(&mut out, 0, &payload);
+        out
+    }
+
+    #[test]
+    fn long_data_is_bounded_per_parameter_like_the_server() {
+        let mut stmts = Statements::default();
+        let id = stmts.insert(stmt(2));
+        stmts.add_long_data(long_packet(id, 0, 600), 1000);
+        stmts.add_long_data(long_packet(id, 0, 400), 1000);
+        // Each parameter has its own allowance.
+        stmts.add_long_data(long_packet(id, 1, 900), 10_000);
+        let mut s = stmts.remove(id).unwrap();
+        let long = stmts.take_long_data(&mut s);
+        assert!(!long.overflow);
+        assert_eq!(long.packets.len(), 3);
+        assert_eq!(stmts.long_data_held, 0);
+        stmts.put_back(id, s);
+        // One byte over: nothing kept, the execute will fail.
+        stmts.add_long_data(long_packet(id, 0, 600), 1000);
+        stmts.add_long_data(long_packet(id, 0, 401), 1000);
+        stmts.add_long_data(long_packet(id, 0, 1), 1000);
+        let long = stmts.close(id).unwrap().long_data;
+        assert!(long.packets.is_empty() && stmts.long_data_held == 0);
+        let id = stmts.insert(stmt(1));
+        stmts.add_long_data(long_packet(id, 0, 1001), 1000);
+        assert!(stmts.get_mut(id).unwrap().long_data.overflow);
+    }
+
+    #[test]
+    fn long_data_of_a_session_is_bounded() {
+        let mut stmts = Statements::default();
+        let ids: Vec<u32> = (0..3).map(|_| stmts.insert(stmt(1))).collect();
+        stmts.add_long_data(long_packet(ids[0], 0, 900), 1000);
+        stmts.add_long_data(long_packet(ids[1], 0, 900), 1000);
+        assert!(!stmts.get_mut(ids[1]).unwrap().long_data.overflow);
+        // A third would take the session over twice max_allowed_packet.
+        stmts.add_long_data(long_packet(ids[2], 0, 900), 1000);
+        assert!(stmts.get_mut(ids[2]).unwrap().long_data.overflow);
+        assert!(stmts.long_data_held <= 2000);
+        stmts.clear();
+        assert_eq!(stmts.long_data_held, 0);
     }
 
     #[test]

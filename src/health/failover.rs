@@ -56,6 +56,7 @@ mod tests {
             }),
             replication_error: None,
             replica_hosts: None,
+            max_allowed_packet: None,
         }
     }
 

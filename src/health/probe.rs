@@ -68,6 +68,8 @@ pub struct ProbeResult {
     pub replication_error: Option<String>,
     /// Its replicas, when asked for and permitted.
     pub replica_hosts: Option<Vec<ReplicaHost>>,
+    /// `@@global.max_allowed_packet`: what new connections may send.
+    pub max_allowed_packet: Option<usize>,
 }
 
 /// Monitor credentials, read from the config before each probe.
@@ -178,8 +180,12 @@ impl Prober {
 
     async fn run(&mut self, o: &mut Open, want_hosts: bool) -> Result<ProbeResult, ProbeError> {
         let vars = match o.flavor {
-            Flavor::MariaDb => "SELECT @@read_only, @@server_id, NULL, @@gtid_current_pos",
-            Flavor::MySql => "SELECT @@read_only, @@server_id, @@server_uuid, @@gtid_executed",
+            Flavor::MariaDb => {
+                "SELECT @@read_only, @@server_id, NULL, @@gtid_current_pos, @@global.max_allowed_packet"
+            }
+            Flavor::MySql => {
+                "SELECT @@read_only, @@server_id, @@server_uuid, @@gtid_executed, @@global.max_allowed_packet"
+            }
         };
         let row = first_row(&mut o.conn, vars).await?;
         let read_only = text(&row, 0).ok_or(ProbeError::Incomplete("@@read_only"))?;
@@ -191,6 +197,7 @@ impl Prober {
             Flavor::MariaDb => Gtid::MariaDb(MariaPos::parse(&s)),
             Flavor::MySql => Gtid::MySql(GtidSet::parse(&s)),
         });
+        let max_allowed_packet = text(&row, 4).and_then(|s| s.trim().parse().ok());
         let status_sql = if o.modern {
             "SHOW REPLICA STATUS"
         } else {
@@ -231,6 +238,7 @@ impl Prober {
             replication,
             replication_error,
             replica_hosts,
+            max_allowed_packet,
         })
     }
 }

@@ -112,6 +112,9 @@ impl Backend {
             }
             Ok(p) => {
                 self.runtime.position.store(p.gtid.clone().map(Arc::new));
+                if let Some(max) = p.max_allowed_packet {
+                    self.runtime.set_max_packet(max);
+                }
                 self.note_identity(&p.identity, script.clone());
                 let new_role = role_change(role, &p);
                 let role_now = new_role.map_or(role, |(r, _)| r);

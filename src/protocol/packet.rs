@@ -41,6 +41,22 @@ pub fn complete_len(buf: &[u8]) -> Option<usize> {
     }
 }
 
+/// Payload bytes announced by the headers of the first logical packet in
+/// `buf` that have arrived so far.
+pub fn announced_payload(buf: &[u8]) -> usize {
+    let mut pos = 0;
+    let mut total = 0;
+    while buf.len() >= pos + 4 {
+        let (len, _) = header(&buf[pos..]);
+        total += len;
+        if len < MAX_PAYLOAD {
+            break;
+        }
+        pos += 4 + len;
+    }
+    total
+}
+
 /// Appends `payload` framed as packet(s) starting at sequence id `seq`;
 /// returns the next sequence id.
 pub fn put_packet(out: &mut BytesMut, mut seq: u8, payload: &[u8]) -> u8 {
@@ -119,6 +135,11 @@ pub enum Incoming {
     Whole(usize),
     /// The start of a COM_QUERY longer than one physical packet.
     LongQuery,
+    /// The start of a COM_STMT_EXECUTE longer than one physical packet.
+    LongExecute,
+    /// The start of a command whose headers announce at least the
+    /// backends' max_allowed_packet: the server would refuse it (1153).
+    TooLarge,
 }
 
 /// Follows a logical packet that is passed on in pieces: which bytes belong
@@ -200,33 +221,44 @@ impl PacketReader {
         src: &mut R,
         limit: usize,
     ) -> io::Result<Option<usize>> {
-        Ok(match self.fill(src, limit, false).await? {
+        Ok(match self.fill(src, limit, None).await? {
             Some(Incoming::Whole(n)) => Some(n),
             // Not reported when not asked for.
-            Some(Incoming::LongQuery) | None => None,
+            Some(Incoming::LongQuery | Incoming::LongExecute | Incoming::TooLarge) | None => None,
         })
     }
 
-    /// Like `fill_packet` for a client command, except that a COM_QUERY
-    /// longer than one physical packet is reported as soon as its first
-    /// bytes are in: it is streamed to the backend, never buffered whole.
-    pub async fn fill_command<R: ReadInto>(&mut self, src: &mut R) -> io::Result<Option<Incoming>> {
-        self.fill(src, MAX_COMMAND, true).await
+    /// Like `fill_packet` for a client command, except that a COM_QUERY or
+    /// COM_STMT_EXECUTE longer than one physical packet is reported as soon
+    /// as its first bytes are in (it is streamed to the backend),
+    /// and so is a command announcing `max_packet` payload bytes or more
+    /// (MariaDB refuses a payload of max_allowed_packet bytes).
+    pub async fn fill_command<R: ReadInto>(
+        &mut self,
+        src: &mut R,
+        max_packet: usize,
+    ) -> io::Result<Option<Incoming>> {
+        self.fill(src, MAX_COMMAND, Some(max_packet)).await
     }
 
     async fn fill<R: ReadInto>(
         &mut self,
         src: &mut R,
         limit: usize,
-        long_queries: bool,
+        command_limit: Option<usize>,
     ) -> io::Result<Option<Incoming>> {
         loop {
-            if long_queries
-                && self.buf.len() >= 5
-                && header(&self.buf).0 == MAX_PAYLOAD
-                && self.buf[4] == 0x03
-            {
-                return Ok(Some(Incoming::LongQuery));
+            if let Some(max_packet) = command_limit {
+                if announced_payload(&self.buf) >= max_packet {
+                    return Ok(Some(Incoming::TooLarge));
+                }
+                if self.buf.len() >= 5 && header(&self.buf).0 == MAX_PAYLOAD {
+                    match self.buf[4] {
+                        0x03 => return Ok(Some(Incoming::LongQuery)),
+                        0x17 => return Ok(Some(Incoming::LongExecute)),
+                        _ => {}
+                    }
+                }
             }
             if let Some(n) = complete_len(&self.buf) {
                 return Ok(Some(Incoming::Whole(n)));
@@ -344,6 +376,19 @@ mod tests {
         assert_eq!(span.advance(&raw), raw.len());
         assert!(span.done);
         assert_eq!(span.last_seq, 1);
+    }
+
+    #[test]
+    fn announced_payload_counts_the_headers_that_arrived() {
+        let mut raw = BytesMut::new();
+        put_packet(&mut raw, 0, &vec![1u8; MAX_PAYLOAD + 10]);
+        assert_eq!(announced_payload(&raw[..3]), 0);
+        assert_eq!(announced_payload(&raw[..4]), MAX_PAYLOAD);
+        assert_eq!(announced_payload(&raw[..MAX_PAYLOAD + 4]), MAX_PAYLOAD);
+        assert_eq!(announced_payload(&raw[..MAX_PAYLOAD + 8]), MAX_PAYLOAD + 10);
+        // The next command's header is not counted.
+        raw.extend_from_slice(&[5, 0, 0, 0]);
+        assert_eq!(announced_payload(&raw), MAX_PAYLOAD + 10);
     }
 
     #[test]

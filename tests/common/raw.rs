@@ -161,6 +161,32 @@ impl RawClient {
         }
     }
 
+    /// Sends one command (payload `body`) in as many packets as it needs;
+    /// a write error is ignored (the peer may refuse and close before it
+    /// read everything).
+    pub async fn send_command(&mut self, body: &[u8]) {
+        let mut out = BytesMut::new();
+        put_packet(&mut out, 0, body);
+        let _ = self.stream.write_all(&out).await;
+    }
+
+    /// COM_STMT_PREPARE of `sql`; returns the statement id. Expects
+    /// DEPRECATE_EOF (the default login) and no result columns.
+    pub async fn prepare(&mut self, sql: &str) -> u32 {
+        let mut body = vec![0x16];
+        body.extend_from_slice(sql.as_bytes());
+        self.send_command(&body).await;
+        let (ok, _) = self.read().await;
+        assert_eq!(ok.first(), Some(&0), "prepare {sql}: {ok:?}");
+        let id = u32::from_le_bytes([ok[1], ok[2], ok[3], ok[4]]);
+        let columns = u16::from_le_bytes([ok[5], ok[6]]);
+        let params = u16::from_le_bytes([ok[7], ok[8]]);
+        for _ in 0..columns + params {
+            self.read().await;
+        }
+        id
+    }
+
     /// COM_QUIT, so Gantry pools the session's backend connections.
     pub async fn quit(mut self) {
         let mut out = BytesMut::new();

@@ -29,7 +29,7 @@ use crate::backend::{BackendRuntime, PoolKey};
 use crate::config::Consistency;
 use crate::context::Context;
 use crate::gtid::Gtid;
-use crate::protocol::packet::{header, Incoming, PacketReader};
+use crate::protocol::packet::{header, Incoming, PacketReader, PacketSpan};
 use crate::protocol::reply::{err_packet, ok_packet, MyError};
 use crate::protocol::{cmd, status, Expect, MAX_PAYLOAD};
 use crate::router::{self, Classification, Route, StatementKind};
@@ -77,6 +77,9 @@ pub struct Session {
     stmts: Statements,
     /// Reused buffer for packets Gantry rewrites or collects.
     scratch: BytesMut,
+    /// A command streamed to the backend (see `long`) whose rest is still
+    /// arriving: an answer given before it was passed on waits for its end.
+    streaming: Option<PacketSpan>,
     /// The login nonce, which COM_CHANGE_USER's first answer is scrambled
     /// with.
     nonce: [u8; 20],
@@ -216,6 +219,7 @@ impl Session {
             sync_insert_id: false,
             stmts: Statements::default(),
             scratch: BytesMut::new(),
+            streaming: None,
             nonce: s.nonce,
             user: s.user,
         }
@@ -263,6 +267,11 @@ impl Session {
                     self.long_query().await?;
                     continue;
                 }
+                Some(Incoming::LongExecute) => {
+                    self.long_execute().await?;
+                    continue;
+                }
+                Some(Incoming::TooLarge) => return self.refuse_too_large().await,
                 None => return Ok(()),
             };
             // A large command's buffer is given back after it.
@@ -337,6 +346,7 @@ impl Session {
             }
             let releasable = self.binding.is_held() && !self.binding.pinned();
             let idle = self.ctx.settings.load().idle_release;
+            let max_packet = self.ctx.topology.load().max_packet();
             let wake = {
                 let held = self.binding.held();
                 // Under pressure, also give the connection back at once when
@@ -371,7 +381,7 @@ impl Session {
                     }
                 };
                 tokio::select! {
-                    r = self.reader.fill_command(&mut self.client) => Wake::Command(r?),
+                    r = self.reader.fill_command(&mut self.client, max_packet) => Wake::Command(r?),
                     _ = self.info.kill_signal.notified() => Wake::Killed,
                     _ = release => Wake::Release,
                     _ = wanted => Wake::Release,
@@ -699,7 +709,13 @@ impl Session {
         Ok(())
     }
 
-    async fn send_err(&mut self, seq: u8, e: &MyError) -> Result<(), End> {
+    async fn send_err(&mut self, mut seq: u8, e: &MyError) -> Result<(), End> {
+        if let Some(mut span) = self.streaming.take() {
+            // The client is still sending the command: it reads the answer
+            // after it, numbered after its last packet.
+            self.pass_on(&mut span, false).await?;
+            seq = span.last_seq.wrapping_add(1);
+        }
         self.out.clear();
         err_packet(&mut self.out, seq, e);
         self.client.write_all(&self.out).await?;

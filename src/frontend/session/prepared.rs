@@ -6,16 +6,17 @@ use super::{End, Session, Target};
 use crate::config::Consistency;
 use crate::frontend::registry::pin;
 use crate::frontend::stmt::{
-    rewrite_execute, set_statement_id, statement_id, statement_key, ClientStatement,
-    CURSOR_READ_ONLY,
+    long_data_too_large, rewrite_execute, set_statement_id, statement_id, statement_key,
+    ClientStatement, LongData, CURSOR_READ_ONLY,
 };
 use crate::protocol::packet::{header, join_payload};
 use crate::protocol::reply::MyError;
 use crate::protocol::MAX_PAYLOAD;
 use crate::protocol::{cmd, status, Expect};
 use crate::router::{self, Route};
+use bytes::BytesMut;
 
-fn unknown_statement(id: u32, what: &str) -> MyError {
+pub(super) fn unknown_statement(id: u32, what: &str) -> MyError {
     MyError::new(
         1243,
         "HY000",
@@ -89,7 +90,7 @@ impl Session {
                 class,
                 params: info.params,
                 param_types: None,
-                long_data: Vec::new(),
+                long_data: LongData::default(),
                 cursor: None,
             });
             set_statement_id(&mut out, id);
@@ -113,15 +114,24 @@ impl Session {
                 .send_err(1, &unknown_statement(id, "mysqld_stmt_execute"))
                 .await;
         };
-        let result = self.execute_statement(&payload, &mut stmt).await;
+        // As on the server: long data is used by one execute; after an
+        // overflow, every execute fails until COM_STMT_RESET.
+        let result = if stmt.long_data.overflow {
+            self.send_err(1, &long_data_too_large()).await
+        } else {
+            let long = self.stmts.take_long_data(&mut stmt);
+            let body = ExecuteBody::Whole(&payload);
+            self.execute_statement(body, &mut stmt, long.packets).await
+        };
         self.stmts.put_back(id, stmt);
         result
     }
 
-    async fn execute_statement(
+    pub(super) async fn execute_statement(
         &mut self,
-        payload: &[u8],
+        body: ExecuteBody<'_>,
         stmt: &mut ClientStatement,
+        long_data: Vec<BytesMut>,
     ) -> Result<(), End> {
         let target = self.statement_target(stmt.class.route);
         let ready = if target == Target::Replica && self.consistency != Consistency::Eventual {
@@ -138,26 +148,33 @@ impl Session {
         };
         // Long data waits in Gantry until the connection is known.
         let held = self.binding.held_mut().expect("prepare_conn sets held");
-        for mut packet in stmt.long_data.drain(..) {
+        for mut packet in long_data {
             set_statement_id(&mut packet, backend_id);
             if let Err(e) = held.conn.send(&packet).await {
                 let backend = held.backend.clone();
                 return self.backend_failed(&backend, &e, true, 1).await.map(|_| ());
             }
         }
-        let mut out = std::mem::take(&mut self.scratch);
-        if !rewrite_execute(payload, backend_id, stmt, &mut out) {
-            self.scratch = out;
-            return self
-                .send_err(1, &MyError::malformed("COM_STMT_EXECUTE"))
-                .await;
-        }
-        let result = self
-            .relay(&out, Expect::Execute, stmt.class.route == Route::Replica)
-            .await;
-        self.scratch = out;
-        let opened_cursor = payload.get(5).is_some_and(|f| f & CURSOR_READ_ONLY != 0)
-            && self.last_status & status::CURSOR_EXISTS != 0;
+        let is_read = stmt.class.route == Route::Replica;
+        let (result, flags) = match body {
+            ExecuteBody::Whole(payload) => {
+                let mut out = std::mem::take(&mut self.scratch);
+                if !rewrite_execute(payload, backend_id, stmt, &mut out) {
+                    self.scratch = out;
+                    return self
+                        .send_err(1, &MyError::malformed("COM_STMT_EXECUTE"))
+                        .await;
+                }
+                let result = self.relay(&out, Expect::Execute, is_read).await;
+                self.scratch = out;
+                (result, payload[5])
+            }
+            ExecuteBody::Streamed { flags } => {
+                (self.stream_execute(backend_id, is_read).await, flags)
+            }
+        };
+        let opened_cursor =
+            flags & CURSOR_READ_ONLY != 0 && self.last_status & status::CURSOR_EXISTS != 0;
         let Some(reported) = result? else {
             return Ok(());
         };
@@ -168,7 +185,18 @@ impl Session {
         self.statement_effects(&stmt.class, &stmt.sql, reported);
         Ok(())
     }
+}
 
+/// How the COM_STMT_EXECUTE reaches the backend.
+pub(super) enum ExecuteBody<'a> {
+    /// Buffered whole: its payload, rewritten for the backend.
+    Whole(&'a [u8]),
+    /// Longer than one packet, at the head of the client buffer: passed on
+    /// as it arrives (see `long`), with only its statement id changed.
+    Streamed { flags: u8 },
+}
+
+impl Session {
     /// The held connection's server id for `stmt`, preparing it there if
     /// needed. `None`: the client has been sent an error.
     async fn prepared_on_held(&mut self, stmt: &ClientStatement) -> Result<Option<u32>, End> {
@@ -222,13 +250,15 @@ impl Session {
     /// COM_STMT_RESET: drops pending long data; closes an open cursor.
     pub(super) async fn stmt_reset(&mut self, request: &[u8]) -> Result<(), End> {
         let id = statement_id(&request[4..]).unwrap_or(0);
-        let Some(stmt) = self.stmts.get_mut(id) else {
+        let Some(mut stmt) = self.stmts.remove(id) else {
             return self
                 .send_err(1, &unknown_statement(id, "mysqld_stmt_reset"))
                 .await;
         };
-        stmt.long_data.clear();
-        match stmt.cursor.take() {
+        let cursor = stmt.cursor.take();
+        self.stmts.take_long_data(&mut stmt);
+        self.stmts.put_back(id, stmt);
+        match cursor {
             Some(backend_id) if self.binding.is_held() => {
                 let mut packet = request.to_vec();
                 set_statement_id(&mut packet, backend_id);
@@ -246,7 +276,7 @@ impl Session {
     /// connections close theirs when the session gives them back.
     pub(super) async fn stmt_close(&mut self, request: &[u8]) {
         let id = statement_id(&request[4..]).unwrap_or(0);
-        if let Some(stmt) = self.stmts.remove(id) {
+        if let Some(stmt) = self.stmts.close(id) {
             let shared = self.stmts.uses_key(stmt.key);
             if let (false, Some(h)) = (shared, self.binding.held_mut()) {
                 if let Some(backend_id) = h.conn.prepared_id(stmt.key) {
@@ -260,11 +290,9 @@ impl Session {
     }
 
     /// COM_STMT_SEND_LONG_DATA (no response): kept for the next execute.
-    pub(super) fn stmt_long_data(&mut self, request: bytes::BytesMut) {
-        let id = statement_id(&request[4..]).unwrap_or(0);
-        if let Some(stmt) = self.stmts.get_mut(id) {
-            stmt.long_data.push(request);
-        }
+    pub(super) fn stmt_long_data(&mut self, request: BytesMut) {
+        let max_packet = self.ctx.topology.load().max_packet();
+        self.stmts.add_long_data(request, max_packet);
     }
 
     fn update_cursor_pin(&mut self) {
