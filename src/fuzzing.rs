@@ -24,7 +24,8 @@ use crate::protocol::auth::{
     parse_login, server_greeting, ServerIdentity, CLIENT_PROTOCOL_41,
 };
 use crate::protocol::packet::{
-    complete_len, join_payload, lenenc_int, put_packet, PacketReader, ReadInto,
+    announced_payload, complete_len, header, join_payload, lenenc_int, put_packet, Incoming,
+    PacketReader, ReadInto, MAX_PAYLOAD,
 };
 use crate::protocol::reply::parse_err;
 use crate::protocol::{Expect, ResponseScanner, ScanState};
@@ -95,23 +96,43 @@ pub fn packet(data: &[u8]) {
     // The reader returns exactly the packets `complete_len` sees.
     let mut src = Pieces {
         data: wire,
-        piece: (mode as usize >> 1) + 1,
+        piece: (mode as usize >> 2) + 1,
     };
     let mut reader = PacketReader::new();
+    // A client command limit small enough for fuzzed inputs to reach.
+    let max_packet = 64 + usize::from(mode) * 8;
     loop {
-        if mode & 1 == 0 {
-            match run_now(reader.fill_packet(&mut src)) {
+        match mode & 3 {
+            0 => match run_now(reader.fill_packet(&mut src)) {
                 Ok(Some(n)) => {
                     assert_eq!(complete_len(&reader.buf), Some(n));
                     let _ = reader.buf.split_to(n);
                 }
                 Ok(None) | Err(_) => break,
-            }
-        } else {
-            match run_now(reader.read_payload(&mut src)) {
+            },
+            1 => match run_now(reader.read_payload(&mut src)) {
                 Ok((payload, _)) => assert!(payload.len() <= wire.len()),
                 Err(_) => break,
-            }
+            },
+            _ => match run_now(reader.fill_command(&mut src, max_packet)) {
+                Ok(Some(Incoming::Whole(n))) => {
+                    assert_eq!(complete_len(&reader.buf), Some(n));
+                    assert!(announced_payload(&reader.buf) < max_packet);
+                    let _ = reader.buf.split_to(n);
+                }
+                // What is reported first ends the command loop (or, for a
+                // long command, is passed on from there).
+                Ok(Some(Incoming::TooLarge)) => {
+                    assert!(announced_payload(&reader.buf) >= max_packet);
+                    break;
+                }
+                Ok(Some(Incoming::LongQuery | Incoming::LongExecute)) => {
+                    assert_eq!(header(&reader.buf).0, MAX_PAYLOAD);
+                    assert!(matches!(reader.buf[4], 0x03 | 0x17));
+                    break;
+                }
+                Ok(None) | Err(_) => break,
+            },
         }
     }
 }
