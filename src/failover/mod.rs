@@ -3,5 +3,8 @@
 //! primary rejoin) and which statements to send, per server flavour. The
 //! health loop runs the statements and feeds the observations in.
 
+pub mod candidate;
+pub mod detect;
 pub mod mode;
+pub mod rejoin;
 pub mod sql;
