@@ -237,11 +237,12 @@ pub fn repoint(
 /// ([`crate::failover::detect`]). `Duration::ZERO` turns heartbeats off.
 ///
 /// Both servers take seconds with millisecond resolution, and refuse a
-/// period above `slave_net_timeout` / `replica_net_timeout`. MariaDB
-/// refuses CHANGE MASTER while the replica runs (ER_SLAVE_MUST_STOP);
-/// MySQL 8.4 needs the receiver thread stopped for receiver options such
-/// as this one. Both are stopped and restarted here, so only send this to a
-/// replica that is meant to be replicating.
+/// period above `slave_net_timeout` / `replica_net_timeout`. The replica is
+/// stopped around the change because a running one may refuse it (MariaDB
+/// answers ER_SLAVE_MUST_STOP; MySQL 8.4 wants at least the receiver
+/// stopped for receiver options: from memory, not checked against the
+/// docs); stopping an already stopped replica is only a warning. So only
+/// send this to a replica that is meant to be replicating.
 pub fn heartbeat(flavor: Flavor, period: Duration) -> Result<Statements, SqlError> {
     let ms = period.as_millis();
     let sub_ms = !period.subsec_nanos().is_multiple_of(1_000_000);
