@@ -134,6 +134,22 @@ impl MariaPos {
             .all(|(d, (_, seq))| self.0.get(d).is_some_and(|(_, s)| s >= seq))
     }
 
+    /// The entries of `self` that `other` does not contain: a domain
+    /// `other` lacks, a higher seq, or the same seq written by another
+    /// server (two servers wrote that transaction independently).
+    /// Only the last GTID per domain is known, so a divergence below
+    /// `other`'s seq cannot be seen here.
+    pub fn not_in(&self, other: &MariaPos) -> MariaPos {
+        let lacking = self
+            .0
+            .iter()
+            .filter(|(d, (srv, seq))| match other.0.get(d) {
+                None => true,
+                Some((o_srv, o_seq)) => seq > o_seq || (seq == o_seq && srv != o_srv),
+            });
+        MariaPos(lacking.map(|(d, v)| (*d, *v)).collect())
+    }
+
     pub fn missing(&self, want: &MariaPos) -> u64 {
         want.0
             .iter()
@@ -179,6 +195,21 @@ impl GtidSet {
     /// Whether every transaction in `self` is in `other`.
     pub fn is_subset(&self, other: &GtidSet) -> bool {
         self.count_not_in(other) == 0
+    }
+
+    /// The transactions in `self` that `other` lacks, as a set.
+    pub fn difference(&self, other: &GtidSet) -> GtidSet {
+        let mut map = BTreeMap::new();
+        for (k, ivs) in &self.0 {
+            let mut rest = ivs.clone();
+            for &cut in other.0.get(k).map_or(&[][..], Vec::as_slice) {
+                rest = rest.into_iter().flat_map(|iv| subtract(iv, cut)).collect();
+            }
+            if !rest.is_empty() {
+                map.insert(k.clone(), rest);
+            }
+        }
+        GtidSet(map)
     }
 
     /// Transactions in `self` that `other` lacks.
@@ -229,6 +260,13 @@ fn normalize(ivs: &mut Vec<(u64, u64)>) {
 
 fn size((a, b): (u64, u64)) -> u64 {
     (b - a).saturating_add(1)
+}
+
+/// What is left of `iv` once `cut` is taken out: none, one or two pieces.
+fn subtract(iv: (u64, u64), cut: (u64, u64)) -> impl Iterator<Item = (u64, u64)> {
+    let below = (cut.0 > iv.0).then(|| (iv.0, iv.1.min(cut.0 - 1)));
+    let above = (cut.1 < iv.1).then(|| (iv.0.max(cut.1 + 1), iv.1));
+    below.into_iter().chain(above).filter(|(a, b)| a <= b)
 }
 
 /// How much of `iv` the disjoint intervals `have` cover.
@@ -311,6 +349,37 @@ mod tests {
         assert_eq!(m.to_string(), "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-9:12");
         assert!(!m.is_empty());
         assert!(Gtid::MariaDb(MariaPos::parse("")).is_empty());
+    }
+
+    #[test]
+    fn mariadb_not_in_sees_higher_seq_new_domain_and_other_writer() {
+        let new = MariaPos::parse("0-2-20,1-3-7");
+        assert!(MariaPos::parse("0-1-15,1-3-7").not_in(&new).0.is_empty());
+        assert!(MariaPos::parse("0-2-20").not_in(&new).0.is_empty());
+        let errant = MariaPos::parse("0-1-21,1-1-7,4-1-2").not_in(&new);
+        assert_eq!(Gtid::MariaDb(errant).to_string(), "0-1-21,1-1-7,4-1-2");
+        assert!(MariaPos::parse("").not_in(&new).0.is_empty());
+    }
+
+    #[test]
+    fn mysql_difference_splits_intervals() {
+        let old = GtidSet::parse(&format!("{A}:1-10:20-25,{B}:1-3"));
+        let new = GtidSet::parse(&format!("{A}:3-4:8-21,{B}:1-3"));
+        let d = old.difference(&new);
+        assert_eq!(d.0[A], vec![(1, 2), (5, 7), (22, 25)]);
+        assert!(!d.0.contains_key(B));
+        assert_eq!(d.count_not_in(&GtidSet::default()), old.count_not_in(&new));
+        assert!(old.difference(&old).0.is_empty());
+        assert_eq!(old.difference(&GtidSet::default()), old);
+        let edge = GtidSet::parse(&format!("{A}:1-{}", u64::MAX));
+        let cut = GtidSet::parse(&format!("{A}:1-{}", u64::MAX - 1));
+        assert_eq!(edge.difference(&cut).0[A], vec![(u64::MAX, u64::MAX)]);
+        assert_eq!(
+            GtidSet::parse(&format!("{A}:0-5"))
+                .difference(&GtidSet::parse(&format!("{A}:0")))
+                .0[A],
+            vec![(1, 5)]
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod app;
 pub mod backend;
 pub mod config;
 pub mod context;
+pub mod failover;
 pub mod fdlimit;
 pub mod frontend;
 #[doc(hidden)]
