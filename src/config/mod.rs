@@ -32,6 +32,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+pub use crate::failover::mode::FailoverMode;
 
 /// How a value of an option is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +105,15 @@ const OPTIONS: &[OptSpec] = &[
     opt("down-after-milliseconds", int(0, DAY_MS), "3000", "A backend failing probes for this long is marked down (ms)"),
     opt("max-replica-lag", int(0, 86_400), "10", "Replicas lagging more than this many seconds get no reads; 0 = unbounded"),
     opt("auto-discover-replicas", Kind::Bool, "true", "Find replicas of the primary and add them automatically"),
-    opt("auto-failover", Kind::Bool, "false", "Reserved (not implemented): promote a replica when the primary is down"),
+    opt("failover", Kind::Str, "follow", "Who changes roles: follow (an external tool's failover) | auto (Gantry promotes a replica when the primary failed) | off"),
+    opt("auto-failover", Kind::Bool, "false", "Older form of failover: true means failover = auto"),
+    opt("auto-rejoin", Kind::Bool, "true", "failover = auto: an old primary that returns is made a replica of the new one when it holds no transactions the new one lacks"),
+    opt("replication-username", Kind::Str, "monitor-username", "Account replicas use to replicate from a promoted primary (CHANGE MASTER TO)"),
+    opt("replication-password", Kind::Secret, "monitor-password", "Password of replication-username"),
+    opt("failover-timeout-ms", int(100, HOUR_MS), "10000", "How long a promotion waits for the chosen replica to apply what it received; on timeout the failover is aborted (ms)"),
+    opt("failover-max-lag", int(0, 86_400), "60", "Replicas behind by more than this many seconds are never promoted; 0 = no bound"),
+    opt("failover-write-hold-ms", int(0, HOUR_MS), "3000", "Writes arriving while a failover runs wait this long for the new primary, then fail (ms)"),
+    opt("failover-block-ms", int(0, DAY_MS), "60000", "After a failover, no automatic one for this long (ms)"),
     opt("notification-script", Kind::Str, "(none)", "Program run on topology changes (failover, backend up/down); empty = none"),
     opt("consistency", Kind::Str, "read-your-writes", "Read consistency: eventual|read-your-writes|global"),
     opt("causal-read-timeout-ms", int(0, HOUR_MS), "1000", "How long a read waits for a replica to catch up before going to the primary (ms)"),
@@ -267,7 +276,15 @@ pub struct Config {
     /// Seconds; 0 = unbounded.
     pub max_replica_lag: u64,
     pub auto_discover_replicas: bool,
-    pub auto_failover: bool,
+    pub failover: FailoverMode,
+    pub auto_rejoin: bool,
+    pub replication_username: String,
+    pub replication_password: String,
+    pub failover_timeout_ms: u64,
+    /// Seconds; 0 = unbounded.
+    pub failover_max_lag: u64,
+    pub failover_write_hold_ms: u64,
+    pub failover_block_ms: u64,
     pub notification_script: Option<PathBuf>,
     pub consistency: Consistency,
     /// `user-consistency`: per-user overrides of `consistency`.
@@ -326,7 +343,14 @@ impl fmt::Debug for Config {
             .field("down_after_milliseconds", &self.down_after_milliseconds)
             .field("max_replica_lag", &self.max_replica_lag)
             .field("auto_discover_replicas", &self.auto_discover_replicas)
-            .field("auto_failover", &self.auto_failover)
+            .field("failover", &self.failover)
+            .field("auto_rejoin", &self.auto_rejoin)
+            .field("replication_username", &self.replication_username)
+            .field("replication_password", &Redacted)
+            .field("failover_timeout_ms", &self.failover_timeout_ms)
+            .field("failover_max_lag", &self.failover_max_lag)
+            .field("failover_write_hold_ms", &self.failover_write_hold_ms)
+            .field("failover_block_ms", &self.failover_block_ms)
             .field("notification_script", &self.notification_script)
             .field("consistency", &self.consistency)
             .field("user_consistency", &self.user_consistency)
@@ -391,7 +415,7 @@ impl Config {
             ),
             ("shutdown-timeout-ms", self.shutdown_timeout_ms.to_string()),
             ("monitor-username", self.monitor_username.clone()),
-            ("monitor-password", secret),
+            ("monitor-password", secret.clone()),
             ("health-interval-ms", self.health_interval_ms.to_string()),
             ("probe-timeout-ms", self.probe_timeout_ms.to_string()),
             (
@@ -403,7 +427,21 @@ impl Config {
                 "auto-discover-replicas",
                 self.auto_discover_replicas.to_string(),
             ),
-            ("auto-failover", self.auto_failover.to_string()),
+            ("failover", self.failover.to_string()),
+            (
+                "auto-failover",
+                (self.failover == FailoverMode::Auto).to_string(),
+            ),
+            ("auto-rejoin", self.auto_rejoin.to_string()),
+            ("replication-username", self.replication_username.clone()),
+            ("replication-password", secret),
+            ("failover-timeout-ms", self.failover_timeout_ms.to_string()),
+            ("failover-max-lag", self.failover_max_lag.to_string()),
+            (
+                "failover-write-hold-ms",
+                self.failover_write_hold_ms.to_string(),
+            ),
+            ("failover-block-ms", self.failover_block_ms.to_string()),
             (
                 "notification-script",
                 self.notification_script
@@ -870,7 +908,32 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
     let down_after_milliseconds = v.int("down-after-milliseconds", 3000)?;
     let max_replica_lag = v.int("max-replica-lag", 10)?;
     let auto_discover_replicas = v.bool("auto-discover-replicas", true)?;
-    let auto_failover = v.bool("auto-failover", false)?;
+    let legacy_auto = match v.raw("auto-failover") {
+        None => None,
+        Some(_) => Some(v.bool("auto-failover", false)?),
+    };
+    let failover = FailoverMode::from_options(v.string("failover")?.as_deref(), legacy_auto)
+        .map_err(|e| ConfigError::invalid("failover", e.to_string()))?;
+    let auto_rejoin = v.bool("auto-rejoin", true)?;
+    let replication_username = v
+        .string("replication-username")?
+        .map(|u| u.trim().to_string());
+    let replication_password = v.secret("replication-password")?;
+    let (replication_username, replication_password) =
+        match (replication_username, replication_password) {
+            (Some(u), Some(p)) => (u, p),
+            (None, None) => (monitor_username.clone(), monitor_password.clone()),
+            _ => {
+                return Err(ConfigError::invalid(
+                    "replication-username",
+                    "replication-username and replication-password go together",
+                ))
+            }
+        };
+    let failover_timeout_ms = v.int("failover-timeout-ms", 10_000)?;
+    let failover_max_lag = v.int("failover-max-lag", 60)?;
+    let failover_write_hold_ms = v.int("failover-write-hold-ms", 3000)?;
+    let failover_block_ms = v.int("failover-block-ms", 60_000)?;
     let notification_script = v.string("notification-script")?.map(PathBuf::from);
 
     let consistency = match v.string("consistency")? {
@@ -932,7 +995,14 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
         down_after_milliseconds,
         max_replica_lag,
         auto_discover_replicas,
-        auto_failover,
+        failover,
+        auto_rejoin,
+        replication_username,
+        replication_password,
+        failover_timeout_ms,
+        failover_max_lag,
+        failover_write_hold_ms,
+        failover_block_ms,
         notification_script,
         consistency,
         user_consistency,

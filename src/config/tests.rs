@@ -130,7 +130,7 @@ fn cli_only() {
     assert_eq!(c.down_after_milliseconds, 3000);
     assert_eq!(c.max_replica_lag, 10);
     assert!(c.auto_discover_replicas);
-    assert!(!c.auto_failover);
+    assert_eq!(c.failover, FailoverMode::Follow);
     assert_eq!(c.notification_script, None);
     assert_eq!(c.consistency, Consistency::ReadYourWrites);
     assert_eq!(c.causal_read_timeout_ms, 1000);
@@ -200,7 +200,7 @@ fn cli_every_option() {
     assert_eq!(c.down_after_milliseconds, 1500);
     assert_eq!(c.max_replica_lag, 0);
     assert!(!c.auto_discover_replicas);
-    assert!(c.auto_failover);
+    assert_eq!(c.failover, FailoverMode::Auto);
     assert_eq!(
         c.notification_script,
         Some(PathBuf::from("/usr/local/bin/notify"))
@@ -340,7 +340,7 @@ fn cli_overrides_file() {
         c.proxy_read_only_backend_addresses,
         vec![addr("db9", 3310, 5)]
     );
-    assert!(c.auto_failover);
+    assert_eq!(c.failover, FailoverMode::Auto);
     assert_eq!(c.event_threads, 7);
     // Untouched options still come from the file.
     assert_eq!(c.admin_password, "admin_pw");

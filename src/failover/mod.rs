@@ -7,4 +7,6 @@ pub mod candidate;
 pub mod detect;
 pub mod mode;
 pub mod rejoin;
+pub mod run;
 pub mod sql;
+pub mod status;

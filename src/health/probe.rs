@@ -149,6 +149,36 @@ impl Prober {
         Ok(result)
     }
 
+    /// Runs statements in order on the probe connection (opened if there
+    /// is none): the failover's commands to this server. A failed one
+    /// closes the connection.
+    pub async fn execute(
+        &mut self,
+        creds: &Credentials,
+        statements: &[&str],
+    ) -> Result<(), ProbeError> {
+        let mut open = match self.open.take() {
+            Some(o) => o,
+            None => self.connect(creds).await?,
+        };
+        for sql in statements {
+            open.conn.query_drop(*sql).await.map_err(ProbeError::Query)?;
+        }
+        self.open = Some(open);
+        Ok(())
+    }
+
+    /// The first column of the first row of `sql`, as text.
+    pub async fn value(&mut self, creds: &Credentials, sql: &str) -> Result<Option<String>, ProbeError> {
+        let mut open = match self.open.take() {
+            Some(o) => o,
+            None => self.connect(creds).await?,
+        };
+        let row = first_row(&mut open.conn, sql).await?;
+        self.open = Some(open);
+        Ok(text(&row, 0))
+    }
+
     async fn connect(&self, creds: &Credentials) -> Result<Open, ProbeError> {
         let (host, port) =
             split_host_port(&self.addr).ok_or_else(|| ProbeError::BadAddress(self.addr.clone()))?;

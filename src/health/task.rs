@@ -25,6 +25,8 @@ struct Backend {
     tracker: Tracker,
     identity: Option<Identity>,
     creds: Option<Credentials>,
+    /// The role the current round started with.
+    round_role: Role,
 }
 
 pub(super) async fn run(ctx: Arc<Context>, shared: Arc<Shared>, runtime: Arc<BackendRuntime>) {
@@ -36,6 +38,7 @@ pub(super) async fn run(ctx: Arc<Context>, shared: Arc<Shared>, runtime: Arc<Bac
         tracker: Tracker::default(),
         identity: None,
         creds: None,
+        round_role: Role::Replica,
     };
     loop {
         let started = tokio::time::Instant::now();
@@ -81,6 +84,8 @@ impl Backend {
             return false;
         };
         let role = entry.role;
+        self.round_role = role;
+        let failed_primary = entry.failed_primary;
         let is_current_primary = topo
             .primary()
             .is_some_and(|p| p.runtime.id == self.runtime.id);
@@ -105,12 +110,20 @@ impl Backend {
         let script = cfg.notification_script.clone();
         match outcome {
             Err(e) => {
+                self.shared.note_probe(self.runtime.id, None);
                 tracing::debug!(backend = %self.runtime.addr, error = %e, "probe failed");
                 let msg = e.to_string();
                 let v = self.judge(&Observation::Unreachable(&msg), &limits);
                 self.publish(v, None, None, script);
             }
+            Ok(p) if failed_primary => {
+                // Fenced before anything else, whatever it says of itself.
+                self.runtime.position.store(p.gtid.clone().map(Arc::new));
+                crate::failover::run::fence_and_rejoin(&self.ctx, self.runtime.id, &mut self.prober, &creds, &p)
+                    .await;
+            }
             Ok(p) => {
+                self.shared.note_probe(self.runtime.id, Some(&p));
                 self.runtime.position.store(p.gtid.clone().map(Arc::new));
                 if let Some(max) = p.max_allowed_packet {
                     self.runtime.set_max_packet(max);
@@ -235,6 +248,11 @@ impl Backend {
         let Some(before) = self.ctx.topology.load().by_id(id).cloned() else {
             return;
         };
+        if before.role != self.round_role || before.failed_primary {
+            // A failover changed it while this probe ran: the verdict is
+            // about a role it no longer has.
+            return;
+        }
         if same(&before, &apply(&before)) {
             return;
         }
@@ -242,7 +260,7 @@ impl Backend {
             backends
                 .iter()
                 .map(|e| {
-                    if e.runtime.id == id {
+                    if e.runtime.id == id && e.role == self.round_role && !e.failed_primary {
                         apply(e)
                     } else {
                         e.clone()

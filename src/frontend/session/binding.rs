@@ -106,8 +106,27 @@ impl Binding {
 }
 
 impl Session {
-    /// Makes `held` a connection to the backend `target` resolves to.
+    /// Makes `held` a connection to the backend `target` resolves to. A
+    /// write that finds no usable primary while a failover runs waits for
+    /// it, up to `failover-write-hold-ms`, and tries the new primary.
     pub(super) async fn use_target(&mut self, target: Target) -> Result<(), MyError> {
+        let first = self.use_target_now(target).await;
+        if first.is_err() && target != Target::Replica && self.ctx.failovers.hold.is_running() {
+            let hold = self.ctx.config.load().failover_write_hold_ms;
+            if self
+                .ctx
+                .failovers
+                .hold
+                .wait(std::time::Duration::from_millis(hold))
+                .await
+            {
+                return self.use_target_now(target).await;
+            }
+        }
+        first
+    }
+
+    async fn use_target_now(&mut self, target: Target) -> Result<(), MyError> {
         let topo = self.ctx.topology.load();
         let chosen = match target {
             Target::Current if self.binding.is_held() => return Ok(()),
@@ -131,17 +150,25 @@ impl Session {
         }
         let backend = entry.runtime.clone();
         let fallback = topo.primary().map(|p| p.runtime.clone());
+        // The primary just died and the replicas' links with it: a read
+        // that cannot reach it is served stale rather than failed.
+        let stale = topo.pick_lagging_replica(self.ticket).map(|r| r.runtime.clone());
         drop(topo);
         match self.use_backend(backend.clone()).await {
             Ok(()) => Ok(()),
-            Err(e) => match fallback {
+            Err(e) if target == Target::Replica => match (fallback, stale) {
                 // A replica that cannot be reached: the read goes to the primary.
-                Some(p) if target == Target::Replica && p.id != backend.id => {
+                (Some(p), _) if p.id != backend.id => {
                     tracing::debug!(replica = %backend.addr, error = %e, "read falls back to the primary");
                     self.acquire(p).await
                 }
+                (_, Some(r)) if r.id != backend.id => {
+                    tracing::debug!(primary = %backend.addr, error = %e, "read falls back to a lagging replica");
+                    self.acquire(r).await
+                }
                 _ => Err(e),
             },
+            Err(e) => Err(e),
         }
     }
 

@@ -1,0 +1,481 @@
+//! The failover coordinator (`failover = "auto"`): one task, the only one
+//! that promotes. It watches the published topology; when the primary is
+//! down and the replicas confirm it (`detect`), it holds writes, promotes
+//! the most advanced replica (`candidate`), repoints the others, publishes
+//! the new roles in one swap and releases the writes. The old primary is
+//! fenced by its own health task whenever it answers again
+//! (`fence_and_rejoin`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::candidate::{self, Candidate};
+use super::detect::{self, Link, ReplicaView, Timing};
+use super::rejoin;
+use super::sql::{self, Joining, Source, NORMAL_ESCAPES};
+use super::status::{Kind, Record};
+use crate::backend::{BackendEntry, BackendState, Role};
+use crate::config::{Config, FailoverMode};
+use crate::context::Context;
+use crate::gtid::{Gtid, GtidSet, MariaPos};
+use crate::health::probe::{split_host_port, Credentials, Flavor, ProbeResult, Prober};
+use crate::health::Shared;
+
+/// How often the coordinator looks at the topology.
+const TICK: Duration = Duration::from_millis(50);
+/// Bound of each command sent to a server during a failover.
+const STEP_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) async fn coordinate(ctx: Arc<Context>, shared: Arc<Shared>) {
+    // The primary judged down, and since when (by runtime id).
+    let mut down: Option<(u64, Instant)> = None;
+    let mut said: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            _ = ctx.shutdown.started() => return,
+        }
+        let cfg = ctx.config.load_full();
+        if cfg.failover != FailoverMode::Auto || ctx.failovers.is_suspended() {
+            down = None;
+            continue;
+        }
+        let topo = ctx.topology.load_full();
+        let Some(primary) = topo.primary().filter(|p| p.state == BackendState::Down) else {
+            down = None;
+            said = None;
+            continue;
+        };
+        let id = primary.runtime.id;
+        let since = match down {
+            Some((d, t)) if d == id => t,
+            _ => {
+                let now = Instant::now();
+                down = Some((id, now));
+                now
+            }
+        };
+        // Down already means probes failed for down-after.
+        let timing = timing(&cfg);
+        let down_for = timing.down_after + since.elapsed();
+        let views: Vec<ReplicaView> = replicas(&topo.backends)
+            .map(|r| view(r, shared.last_probe(r.runtime.id).as_ref(), primary))
+            .collect();
+        let verdict = detect::verdict(down_for, &views, &timing);
+        if !verdict.failed() {
+            let text = verdict.to_string();
+            if said.as_deref() != Some(text.as_str()) {
+                tracing::warn!(primary = %primary.addr(), verdict = %text, "primary down; no failover");
+                said = Some(text);
+            }
+            continue;
+        }
+        let block = Duration::from_millis(cfg.failover_block_ms);
+        if ctx.failovers.blocked(block) {
+            let text = "refused: another failover ended less than failover-block-ms ago".to_string();
+            if said.as_deref() != Some(text.as_str()) {
+                tracing::error!(primary = %primary.addr(), "automatic failover {text}");
+                ctx.failovers.record(refused(primary, &text));
+                said = Some(text);
+            }
+            continue;
+        }
+        let record = failover(&ctx, &shared, &cfg, Kind::Auto).await;
+        if record.outcome != "ok" {
+            // As MaxScale does: a failed automatic failover turns it off
+            // until an operator looks (RELOAD CONFIG turns it on again).
+            ctx.failovers.suspend();
+            tracing::error!(outcome = %record.outcome, "automatic failover failed; automatic failover suspended");
+        }
+        ctx.failovers.record(record);
+        down = None;
+        said = None;
+    }
+}
+
+fn timing(cfg: &Config) -> Timing {
+    Timing {
+        down_after: Duration::from_millis(cfg.down_after_milliseconds),
+        primary_failure_timeout: Duration::from_millis(cfg.down_after_milliseconds),
+    }
+}
+
+fn replicas(backends: &[BackendEntry]) -> impl Iterator<Item = &BackendEntry> {
+    backends.iter().filter(|b| {
+        b.role == Role::Replica && b.state != BackendState::Offline && !b.failed_primary
+    })
+}
+
+/// What a replica's last probe says of its link to `primary`.
+fn view(replica: &BackendEntry, probe: Option<&ProbeResult>, primary: &BackendEntry) -> ReplicaView {
+    let status = probe.and_then(|p| p.replication.as_ref());
+    let source_is_primary = status.is_some_and(|s| {
+        let by_id = s.source_server_id.is_some() && s.source_server_id == primary.server_id;
+        let by_addr = split_host_port(primary.addr())
+            .is_some_and(|(h, p)| s.source_host.eq_ignore_ascii_case(&h) && s.source_port == Some(p));
+        by_id || by_addr
+    });
+    ReplicaView {
+        id: replica.runtime.id,
+        link: status.map_or(Link::Stopped, |s| {
+            Link::from_status(&s.io_running, &s.last_io_error)
+        }),
+        since_last_event: None,
+        source_is_primary,
+    }
+}
+
+fn refused(primary: &BackendEntry, why: &str) -> Record {
+    Record {
+        started: SystemTime::now(),
+        kind: Kind::Auto,
+        from: primary.addr().to_string(),
+        to: None,
+        write_outage: None,
+        position: None,
+        outcome: why.to_string(),
+    }
+}
+
+fn monitor(cfg: &Config) -> Credentials {
+    Credentials {
+        user: cfg.monitor_username.clone(),
+        password: cfg.monitor_password.clone(),
+    }
+}
+
+/// Promotes a replica in place of the primary, whatever its state (the
+/// caller decided). Writes are held meanwhile.
+pub(crate) async fn failover(ctx: &Context, shared: &Shared, cfg: &Config, kind: Kind) -> Record {
+    let started = Instant::now();
+    let topo = ctx.topology.load_full();
+    let Some(old) = topo.primary().cloned() else {
+        return Record {
+            started: SystemTime::now(),
+            kind,
+            from: "-".into(),
+            to: None,
+            write_outage: None,
+            position: None,
+            outcome: "no primary to fail over from".into(),
+        };
+    };
+    let mut record = Record {
+        started: SystemTime::now(),
+        kind,
+        from: old.addr().to_string(),
+        to: None,
+        write_outage: None,
+        position: None,
+        outcome: String::new(),
+    };
+    ctx.failovers.hold.begin();
+    let outcome = promote_one(ctx, shared, cfg, &old, &mut record).await;
+    ctx.failovers.hold.end();
+    ctx.failovers.ended_now();
+    match outcome {
+        Ok(()) => {
+            record.write_outage = Some(started.elapsed());
+            record.outcome = "ok".into();
+            tracing::warn!(from = %record.from, to = ?record.to, outage_ms = started.elapsed().as_millis() as u64, "failover done");
+        }
+        Err(why) => {
+            tracing::error!(from = %record.from, %why, "failover aborted; writes stay refused");
+            record.outcome = why;
+        }
+    }
+    record
+}
+
+async fn promote_one(
+    ctx: &Context,
+    shared: &Shared,
+    cfg: &Config,
+    old: &BackendEntry,
+    record: &mut Record,
+) -> Result<(), String> {
+    let topo = ctx.topology.load_full();
+    let candidates: Vec<Candidate> = replicas(&topo.backends)
+        .filter(|r| r.state != BackendState::Down)
+        .filter_map(|r| shared.last_probe(r.runtime.id).map(|p| candidate_of(r, &p)))
+        .collect();
+    let max_lag = match cfg.failover_max_lag {
+        0 => Duration::MAX,
+        s => Duration::from_secs(s),
+    };
+    let choice = candidate::choose(&candidates, max_lag).map_err(|e| e.to_string())?;
+    let chosen = choice.chosen;
+    record.to = Some(chosen.address.clone());
+    let creds = monitor(cfg);
+    let mut conn = Prober::new(chosen.address.clone());
+    // It applies what it received from the old primary first.
+    if let Some(received) = &chosen.received {
+        let wait = Duration::from_millis(cfg.failover_timeout_ms);
+        caught_up(&mut conn, &creds, received, wait).await?;
+    }
+    let promote = sql::promote(chosen.flavor);
+    let statements: Vec<&str> = promote.sql().collect();
+    step(conn.execute(&creds, &statements))
+        .await
+        .map_err(|e| format!("promoting {}: {e}", chosen.address))?;
+    record.position = step(conn.value(&creds, position_sql(chosen.flavor)))
+        .await
+        .ok()
+        .flatten();
+    conn.close().await;
+    publish(ctx, old.runtime.id, chosen.id);
+    repoint_others(&topo.backends, cfg, chosen, old.runtime.id).await;
+    Ok(())
+}
+
+fn candidate_of(r: &BackendEntry, p: &ProbeResult) -> Candidate {
+    let status = p.replication.as_ref();
+    let parse = |s: &str| match p.flavor {
+        Flavor::MariaDb => Gtid::MariaDb(MariaPos::parse(s)),
+        Flavor::MySql => Gtid::MySql(GtidSet::parse(s)),
+    };
+    Candidate {
+        id: r.runtime.id,
+        address: r.addr().to_string(),
+        flavor: p.flavor,
+        no_promotion: false,
+        // The IO thread's error is expected (its primary died); the SQL
+        // thread's is not.
+        replication_error: status
+            .map(|s| s.last_sql_error.clone())
+            .filter(|e| !e.is_empty())
+            .or_else(|| p.replication_error.clone()),
+        lag: r.lag.map(Duration::from_secs),
+        received: status.and_then(|s| s.received_gtid.as_deref()).map(parse),
+        applied: p.gtid.clone(),
+    }
+}
+
+async fn step<T, E: std::fmt::Display>(
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(STEP_TIMEOUT, f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {STEP_TIMEOUT:?}")),
+    }
+}
+
+fn position_sql(flavor: Flavor) -> &'static str {
+    match flavor {
+        Flavor::MariaDb => "SELECT @@gtid_current_pos",
+        Flavor::MySql => "SELECT @@gtid_executed",
+    }
+}
+
+/// Waits until the replica applied `received`, at most `wait`.
+async fn caught_up(
+    conn: &mut Prober,
+    creds: &Credentials,
+    received: &Gtid,
+    wait: Duration,
+) -> Result<(), String> {
+    let pos = received.to_string();
+    if pos.is_empty() {
+        return Ok(());
+    }
+    // Positions are digits, dashes, colons, commas and hex: nothing to escape.
+    if !pos
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b":-,".contains(&b))
+    {
+        return Err(format!("unexpected GTID position {pos:?}"));
+    }
+    let secs = wait.as_secs_f64();
+    let sql = match received {
+        Gtid::MariaDb(_) => format!("SELECT MASTER_GTID_WAIT('{pos}', {secs:.3})"),
+        Gtid::MySql(_) => format!("SELECT WAIT_FOR_EXECUTED_GTID_SET('{pos}', {secs:.3})"),
+    };
+    let answer = tokio::time::timeout(wait + STEP_TIMEOUT, conn.value(creds, &sql))
+        .await
+        .map_err(|_| "no answer while waiting for the relay log".to_string())?
+        .map_err(|e| e.to_string())?;
+    match answer.as_deref().map(str::trim) {
+        Some("0") => Ok(()),
+        _ => Err(format!(
+            "the chosen replica did not apply its relay log within failover-timeout-ms ({} ms)",
+            wait.as_millis()
+        )),
+    }
+}
+
+/// The new roles, in one swap: the chosen replica takes writes, the old
+/// primary serves nothing until it is fenced.
+fn publish(ctx: &Context, old: u64, chosen: u64) {
+    let topo = ctx.update_topology(|backends| {
+        let old_addr = backends
+            .iter()
+            .find(|b| b.runtime.id == old)
+            .map(|b| b.addr().to_string())
+            .unwrap_or_default();
+        let new_addr = backends
+            .iter()
+            .find(|b| b.runtime.id == chosen)
+            .map(|b| b.addr().to_string())
+            .unwrap_or_default();
+        backends
+            .iter()
+            .map(|b| {
+                let mut n = b.clone();
+                if b.runtime.id == chosen {
+                    n.role = Role::Primary;
+                    n.state = BackendState::Up;
+                    n.read_only = false;
+                    n.lag = None;
+                    n.reason = format!("promoted by Gantry in place of {old_addr}");
+                } else if b.runtime.id == old {
+                    n.role = Role::Replica;
+                    n.state = BackendState::Down;
+                    n.failed_primary = true;
+                    n.reason = format!("failed primary, replaced by {new_addr}; fenced when it answers");
+                }
+                n
+            })
+            .collect()
+    });
+    if let Some(b) = topo.by_id(chosen) {
+        b.runtime.set_down(false);
+    }
+    if let Some(b) = topo.by_id(old) {
+        b.runtime.set_down(true);
+    }
+}
+
+/// `statements` after the one that makes their string escapes mean what
+/// the builders meant.
+fn with_escapes(statements: &sql::Statements) -> Vec<&str> {
+    std::iter::once(NORMAL_ESCAPES)
+        .chain(statements.sql())
+        .collect()
+}
+
+/// Every other replica follows the new primary (failures are logged: the
+/// health loop shows them as not replicating).
+async fn repoint_others(backends: &[BackendEntry], cfg: &Config, chosen: &Candidate, old: u64) {
+    let Some((host, port)) = split_host_port(&chosen.address) else {
+        return;
+    };
+    let source = Source {
+        host: &host,
+        port,
+        user: &cfg.replication_username,
+        password: &cfg.replication_password,
+        get_public_key: false,
+    };
+    let creds = monitor(cfg);
+    let others: Vec<&BackendEntry> = replicas(backends)
+        .filter(|r| r.runtime.id != chosen.id && r.runtime.id != old)
+        .collect();
+    for r in others {
+        let statements = match sql::repoint(chosen.flavor, &source, Joining::Replica) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(replica = %r.addr(), error = %e, "cannot repoint");
+                return;
+            }
+        };
+        let mut conn = Prober::new(r.addr().to_string());
+        let sent = step(conn.execute(&creds, &with_escapes(&statements))).await;
+        conn.close().await;
+        match sent {
+            Ok(()) => tracing::info!(replica = %r.addr(), primary = %chosen.address, "replica repointed"),
+            Err(e) => tracing::error!(replica = %r.addr(), primary = %chosen.address, error = %e, "could not repoint replica"),
+        }
+    }
+}
+
+/// An old primary answers again: read-only first, then (with auto-rejoin)
+/// a replica of the new primary if it holds nothing the new one lacks,
+/// else left out as `diverged`.
+pub(crate) async fn fence_and_rejoin(
+    ctx: &Context,
+    id: u64,
+    prober: &mut Prober,
+    creds: &Credentials,
+    probe: &ProbeResult,
+) {
+    let topo = ctx.topology.load_full();
+    let Some(me) = topo.by_id(id) else {
+        return;
+    };
+    if !probe.read_only {
+        let fence = sql::fence(probe.flavor);
+        let statements: Vec<&str> = fence.sql().collect();
+        if let Err(e) = step(prober.execute(creds, &statements)).await {
+            tracing::error!(backend = %me.addr(), error = %e, "could not fence the old primary");
+            return;
+        }
+        tracing::warn!(backend = %me.addr(), "old primary fenced (read-only)");
+    }
+    let cfg = ctx.config.load_full();
+    let Some(primary) = topo.primary().filter(|p| p.runtime.id != id) else {
+        return;
+    };
+    let note = |reason: String, rejoined: bool| {
+        ctx.update_topology(|backends| {
+            backends
+                .iter()
+                .map(|b| {
+                    let mut n = b.clone();
+                    if b.runtime.id == id {
+                        n.reason.clone_from(&reason);
+                        if rejoined {
+                            n.failed_primary = false;
+                            n.state = BackendState::Unknown;
+                        }
+                    }
+                    n
+                })
+                .collect()
+        });
+    };
+    if !cfg.auto_rejoin {
+        let reason = "fenced old primary (read-only); auto-rejoin is off".to_string();
+        if me.reason != reason {
+            note(reason, false);
+        }
+        return;
+    }
+    let (Some(mine), Some(theirs)) = (probe.gtid.as_ref(), primary.runtime.position.load_full())
+    else {
+        return;
+    };
+    let verdict = rejoin::check(mine, &theirs);
+    if !verdict.may_rejoin() {
+        let reason = format!("diverged: {verdict}");
+        if me.reason != reason {
+            tracing::error!(backend = %me.addr(), %verdict, "old primary not rejoined");
+            note(reason, false);
+        }
+        return;
+    }
+    let Some((host, port)) = split_host_port(primary.addr()) else {
+        return;
+    };
+    let source = Source {
+        host: &host,
+        port,
+        user: &cfg.replication_username,
+        password: &cfg.replication_password,
+        get_public_key: false,
+    };
+    let statements = match sql::repoint(probe.flavor, &source, Joining::OldPrimary) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(backend = %me.addr(), error = %e, "cannot rejoin");
+            return;
+        }
+    };
+    let sent = step(prober.execute(creds, &with_escapes(&statements))).await;
+    match sent {
+        Ok(()) => {
+            tracing::warn!(backend = %me.addr(), primary = %primary.addr(), "old primary rejoined as a replica");
+            note(format!("rejoined as a replica of {}", primary.addr()), true);
+        }
+        Err(e) => tracing::error!(backend = %me.addr(), error = %e, "could not rejoin the old primary"),
+    }
+}

@@ -1,0 +1,168 @@
+//! What the rest of Gantry sees of failovers: the write hold sessions wait
+//! on, the record of past failovers (admin `failovers`), and whether
+//! automatic failover was suspended by one that failed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::Notify;
+
+/// Writes that find no usable primary while a failover runs wait here.
+#[derive(Debug, Default)]
+pub struct WriteHold {
+    running: AtomicBool,
+    done: Notify,
+}
+
+impl WriteHold {
+    pub fn begin(&self) {
+        self.running.store(true, Ordering::SeqCst);
+    }
+
+    pub fn end(&self) {
+        self.running.store(false, Ordering::SeqCst);
+        self.done.notify_waiters();
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the failover ends, at most `max`; true if it ended.
+    pub async fn wait(&self, max: Duration) -> bool {
+        let ended = self.done.notified();
+        tokio::pin!(ended);
+        // Registered before the check: an `end` in between is not missed.
+        ended.as_mut().enable();
+        if !self.is_running() {
+            return true;
+        }
+        tokio::time::timeout(max, ended).await.is_ok()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Auto,
+    Manual,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Auto => "auto",
+            Kind::Manual => "manual",
+        }
+    }
+}
+
+/// One failover, for `SELECT * FROM failovers`.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub started: SystemTime,
+    pub kind: Kind,
+    pub from: String,
+    pub to: Option<String>,
+    /// From the primary's failure being confirmed to writes taken again.
+    pub write_outage: Option<Duration>,
+    /// The promoted replica's GTID position when promoted.
+    pub position: Option<String>,
+    /// `ok`, or why it failed or was refused.
+    pub outcome: String,
+}
+
+/// Failovers so far and what they leave behind.
+#[derive(Debug, Default)]
+pub struct Failovers {
+    pub hold: WriteHold,
+    records: Mutex<Vec<Record>>,
+    /// An automatic failover failed: no new one until an operator turns
+    /// `failover = auto` on again (RELOAD CONFIG).
+    suspended: AtomicBool,
+    last_end: Mutex<Option<Instant>>,
+}
+
+/// Past failovers kept for the admin table.
+const KEEP: usize = 100;
+
+impl Failovers {
+    pub fn record(&self, r: Record) {
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if records.len() == KEEP {
+            records.remove(0);
+        }
+        records.push(r);
+    }
+
+    pub fn records(&self) -> Vec<Record> {
+        self.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn suspend(&self) {
+        self.suspended.store(true, Ordering::SeqCst);
+    }
+
+    pub fn resume(&self) {
+        self.suspended.store(false, Ordering::SeqCst);
+    }
+
+    pub fn is_suspended(&self) -> bool {
+        self.suspended.load(Ordering::SeqCst)
+    }
+
+    pub fn ended_now(&self) {
+        *self.last_end.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// Whether a failover ended less than `block` ago.
+    pub fn blocked(&self, block: Duration) -> bool {
+        self.last_end
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t.elapsed() < block)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_write_hold_releases_waiters_when_it_ends() {
+        let hold = std::sync::Arc::new(WriteHold::default());
+        assert!(hold.wait(Duration::from_millis(1)).await, "nothing to wait for");
+        hold.begin();
+        assert!(!hold.wait(Duration::from_millis(20)).await, "times out");
+        let h = hold.clone();
+        let waiter = tokio::spawn(async move { h.wait(Duration::from_secs(10)).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        hold.end();
+        assert!(waiter.await.unwrap());
+    }
+
+    #[test]
+    fn records_are_bounded_and_blocks_expire() {
+        let f = Failovers::default();
+        for i in 0..KEEP + 5 {
+            f.record(Record {
+                started: SystemTime::now(),
+                kind: Kind::Auto,
+                from: i.to_string(),
+                to: None,
+                write_outage: None,
+                position: None,
+                outcome: "ok".into(),
+            });
+        }
+        let r = f.records();
+        assert_eq!(r.len(), KEEP);
+        assert_eq!(r[0].from, "5");
+        assert!(!f.blocked(Duration::from_secs(60)));
+        f.ended_now();
+        assert!(f.blocked(Duration::from_secs(60)));
+        assert!(!f.blocked(Duration::ZERO));
+    }
+}
