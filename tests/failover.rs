@@ -143,10 +143,6 @@ async fn the_primary_dies_a_replica_takes_over_and_the_old_primary_rejoins() {
     args.extend([
         "--failover",
         "auto",
-        "--monitor-username",
-        "admin",
-        "--monitor-password",
-        "admin_pw",
         "--replication-username",
         "repl",
         "--replication-password",

@@ -535,6 +535,12 @@ where
         Some(path) => file::read(path)?,
         None => Layer::new(),
     };
+    // The command line's word on the failover mode, in either form,
+    // replaces the file's.
+    if cli_layer.contains_key("failover") || cli_layer.contains_key("auto-failover") {
+        layer.remove("failover");
+        layer.remove("auto-failover");
+    }
     layer.extend(cli_layer);
     build(&layer, config_path.as_deref())
 }

@@ -51,9 +51,9 @@ impl fmt::Display for FailoverMode {
 impl FailoverMode {
     /// The mode from both options as given (`None`: not set).
     /// `auto-failover = true` alone means `auto`, `false` alone means the
-    /// default; set together they must agree (`true` with `auto`, `false`
-    /// with anything but `auto`), since silently preferring one would
-    /// surprise whoever wrote the other.
+    /// default. `failover` decides when both are set, except that `true`
+    /// with another mode is refused: silently preferring one would surprise
+    /// whoever wrote the other (`false`, the old default, says nothing).
     pub fn from_options(
         failover: Option<&str>,
         auto_failover: Option<bool>,
@@ -63,7 +63,8 @@ impl FailoverMode {
             (None, Some(true)) => Ok(FailoverMode::Auto),
             (None, _) => Ok(FailoverMode::default()),
             (Some(mode), None) => Ok(mode),
-            (Some(mode), Some(legacy)) if legacy == (mode == FailoverMode::Auto) => Ok(mode),
+            (Some(mode), Some(false)) => Ok(mode),
+            (Some(FailoverMode::Auto), Some(true)) => Ok(FailoverMode::Auto),
             (Some(mode), Some(legacy)) => Err(ModeError::Contradicts { mode, legacy }),
         }
     }
@@ -127,7 +128,10 @@ mod tests {
                 legacy: true
             })
         );
-        assert!(FailoverMode::from_options(Some("auto"), Some(false)).is_err());
+        assert_eq!(
+            FailoverMode::from_options(Some("auto"), Some(false)),
+            Ok(Auto)
+        );
         assert!(FailoverMode::from_options(Some("sometimes"), Some(true)).is_err());
         let msg = FailoverMode::from_options(Some("follow"), Some(true))
             .unwrap_err()
