@@ -137,7 +137,9 @@ async fn the_primary_dies_a_replica_takes_over_and_the_old_primary_rejoins() {
     semi_sync(&t);
     let table = unique_name("failover");
     let primary = t.server("primary");
-    primary.sql(&format!("CREATE TABLE test.{table} (id BIGINT PRIMARY KEY)"));
+    primary.sql(&format!(
+        "CREATE TABLE test.{table} (id BIGINT PRIMARY KEY)"
+    ));
     t.wait_replicas_caught_up(Duration::from_secs(10));
     let mut args: Vec<&str> = FAST_HEALTH.to_vec();
     args.extend([
@@ -171,9 +173,11 @@ async fn the_primary_dies_a_replica_takes_over_and_the_old_primary_rejoins() {
     primary.kill();
     let killed = Instant::now();
     let acked_at_kill = writes.acked.lock().unwrap().len();
-    wait_until(Duration::from_secs(20), "writes again after the crash", || {
-        writes.acked.lock().unwrap().len() > acked_at_kill + 50
-    });
+    wait_until(
+        Duration::from_secs(20),
+        "writes again after the crash",
+        || writes.acked.lock().unwrap().len() > acked_at_kill + 50,
+    );
     stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();
     let (reads, read_errors) = reader.await.unwrap();
@@ -216,28 +220,339 @@ async fn the_primary_dies_a_replica_takes_over_and_the_old_primary_rejoins() {
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .collect();
-    let lost: Vec<u64> = acked.iter().copied().filter(|id| !present.contains(id)).collect();
+    let lost: Vec<u64> = acked
+        .iter()
+        .copied()
+        .filter(|id| !present.contains(id))
+        .collect();
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
 
     // The old primary comes back writable: fenced, then a replica of the
-    // new primary, caught up.
+    // new primary, caught up — unless the crash left it a transaction no
+    // replica received (semi-sync commits to the binlog before the ack):
+    // then it stays out, diverged, and that transaction was never
+    // acknowledged.
     primary.start();
-    wait_until(Duration::from_secs(20), "old primary rejoined", || {
-        primary.try_sql("SELECT @@read_only").is_ok_and(|r| r == "1")
-            && primary.slave_status().is_some_and(|s| {
-                s.get("Master_Port") == Some(&new_primary.port.to_string())
-                    && s.get("Slave_IO_Running").map(String::as_str) == Some("Yes")
-            })
+    let rejoined = || {
+        primary.slave_status().is_some_and(|s| {
+            s.get("Master_Port") == Some(&new_primary.port.to_string())
+                && s.get("Slave_IO_Running").map(String::as_str) == Some("Yes")
+        })
+    };
+    let diverged = || {
+        backends(&g)
+            .iter()
+            .any(|r| r.0.ends_with(&format!(":{}", primary.port)) && r.3.contains("diverged"))
+    };
+    wait_until(
+        Duration::from_secs(20),
+        "old primary fenced, then rejoined or diverged",
+        || {
+            primary
+                .try_sql("SELECT @@read_only")
+                .is_ok_and(|r| r == "1")
+                && (rejoined() || diverged())
+        },
+    );
+    let ids = |s: &common::Server| -> std::collections::HashSet<u64> {
+        s.sql(&format!("SELECT id FROM test.{table}"))
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    };
+    if diverged() {
+        let extra: Vec<u64> = ids(primary)
+            .difference(&ids(new_primary))
+            .copied()
+            .collect();
+        println!("old primary diverged by unacknowledged writes {extra:?}");
+        assert!(!extra.is_empty(), "diverged without an extra write");
+        assert!(
+            extra.iter().all(|id| !acked.contains(id)),
+            "{extra:?} were acknowledged"
+        );
+    } else {
+        let target = new_primary.gtid_current_pos();
+        primary.wait_for_gtid(&target, Duration::from_secs(20));
+        assert_eq!(ids(primary), ids(new_primary));
+        wait_until(Duration::from_secs(10), "old primary serves reads", || {
+            backends(&g)
+                .iter()
+                .any(|r| r.0.ends_with(&format!(":{}", primary.port)) && r.1 == "up" && r.2 == "ro")
+        });
+    }
+    let events = g.log();
+    assert!(events.contains("old primary fenced"), "{events}");
+    let history = failovers(&g);
+    assert_eq!(history.len(), 1, "{history:?}");
+    let (kind, from, to, outage, outcome) = &history[0];
+    assert_eq!(
+        (kind.as_str(), outcome.as_str()),
+        ("auto", "ok"),
+        "{history:?}"
+    );
+    assert!(from.ends_with(&format!(":{}", primary.port)), "{from}");
+    assert!(to.ends_with(&format!(":{}", new_primary.port)), "{to}");
+    assert!(outage.parse::<u64>().is_ok_and(|ms| ms < 5000), "{outage}");
+
+    // The new primary dies too, inside failover-block-ms: refused, said.
+    new_primary.kill();
+    wait_until(Duration::from_secs(20), "second failover refused", || {
+        failovers(&g)
+            .iter()
+            .any(|f| f.4.contains("failover-block-ms"))
     });
-    let target = new_primary.gtid_current_pos();
-    primary.wait_for_gtid(&target, Duration::from_secs(20));
-    let count = primary.sql(&format!("SELECT COUNT(*) FROM test.{table}"));
-    assert_eq!(count, new_primary.sql(&format!("SELECT COUNT(*) FROM test.{table}")));
-    wait_until(Duration::from_secs(10), "old primary serves reads", || {
+    assert_eq!(failovers(&g).len(), 2, "nothing promoted");
+    assert!(
+        backends(&g).iter().all(|r| !(r.2 == "rw" && r.1 == "up")),
+        "no primary up"
+    );
+}
+
+/// `SELECT * FROM failovers`: (kind, from, to, write_outage_ms, outcome).
+fn failovers(g: &Gantry) -> Vec<(String, String, String, String, String)> {
+    let out = g.admin_mariadb(&["-N", "-e", "SELECT * FROM failovers"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let get = |i: usize| f.get(i).copied().unwrap_or("").to_string();
+            (get(1), get(2), get(3), get(4), get(6))
+        })
+        .collect()
+}
+
+/// Gantry's options for these tests: fast health checks, `auto`.
+fn auto_args() -> Vec<&'static str> {
+    let mut args: Vec<&str> = FAST_HEALTH.to_vec();
+    args.extend([
+        "--failover",
+        "auto",
+        "--replication-username",
+        "repl",
+        "--replication-password",
+        "repl_pw",
+    ]);
+    args
+}
+
+/// A TCP relay from a local port to `target`, which the test can cut:
+/// Gantry loses the primary while the replicas still reach it.
+struct Forwarder {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Forwarder {
+    async fn start(target: u16) -> Forwarder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let cut2 = cut.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                let cut = cut2.clone();
+                tokio::spawn(async move {
+                    if cut.load(Ordering::SeqCst) {
+                        return; // refused: closed at once
+                    }
+                    let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    else {
+                        return;
+                    };
+                    // Copy both ways until either side closes or the cut.
+                    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
+                    let watch = async {
+                        while !cut.load(Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = copy => {}
+                        _ = watch => {}
+                    }
+                });
+            }
+        });
+        Forwarder { port, cut, task }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.store(cut, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gantry_cut_from_a_primary_the_replicas_still_reach_does_not_fail_over() {
+    let t = Topology::start();
+    let primary = t.server("primary");
+    let fwd = Forwarder::start(primary.port).await;
+    let via = format!("127.0.0.1:{}", fwd.port);
+    let mut args = auto_args();
+    args.extend(["--proxy-backend-addresses", &via]);
+    let g = Gantry::start(&t, &args);
+    let table = unique_name("cut");
+    let mut c = mysql_async::Conn::from_url(g.url("app", "app_pw", "test"))
+        .await
+        .unwrap();
+    c.query_drop(format!("CREATE TABLE test.{table} (id INT)"))
+        .await
+        .unwrap();
+    drop(c);
+
+    fwd.set_cut(true);
+    wait_until(Duration::from_secs(10), "primary marked down", || {
+        backends(&g).iter().any(|r| r.0 == via && r.1 == "down")
+    });
+    // Well past down-after and a few probes of the replicas: no failover.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(failovers(&g).is_empty(), "{:?}", failovers(&g));
+    for s in t.servers().filter(|s| s.name != "primary") {
+        assert_eq!(s.sql("SELECT @@read_only"), "1", "{} untouched", s.name);
+    }
+    let log = g.log();
+    assert!(log.contains("no failover"), "the reason is logged");
+    // Writes fail clearly meanwhile, and work again once the path is back.
+    let url = g.url("app", "app_pw", "test");
+    let mut c = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
+    let err = c
+        .query_drop(format!("INSERT INTO test.{table} VALUES (1)"))
+        .await
+        .unwrap_err();
+    assert_eq!(common::server_code(&err), Some(1105), "{err}");
+    fwd.set_cut(false);
+    wait_until(Duration::from_secs(10), "primary up again", || {
+        backends(&g).iter().any(|r| r.0 == via && r.1 == "up")
+    });
+    let mut c = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
+    c.query_drop(format!("INSERT INTO test.{table} VALUES (2)"))
+        .await
+        .unwrap();
+    assert!(failovers(&g).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_servers_the_replica_takes_over_and_the_old_primary_rejoins() {
+    // The seed's story: one primary, one replica, no scripts.
+    let t = Topology::start();
+    let primary = t.server("primary");
+    let replica = t.server("replica1");
+    let mut args = auto_args();
+    let replica_addr = replica.addr();
+    args.extend([
+        "--proxy-read-only-backend-addresses",
+        &replica_addr,
+        "--auto-discover-replicas",
+        "false",
+    ]);
+    let g = Gantry::start(&t, &args);
+    let table = unique_name("pair");
+    let url = g.url("app", "app_pw", "test");
+    let mut c = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
+    c.query_drop(format!("CREATE TABLE test.{table} (id INT)"))
+        .await
+        .unwrap();
+    c.query_drop(format!("INSERT INTO test.{table} VALUES (1)"))
+        .await
+        .unwrap();
+    drop(c);
+    t.wait_replicas_caught_up(Duration::from_secs(10));
+
+    primary.kill();
+    wait_until(Duration::from_secs(15), "the replica promoted", || {
+        backends(&g)
+            .iter()
+            .any(|r| r.0 == replica_addr && r.2 == "rw" && r.1 == "up")
+    });
+    let mut c = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
+    c.query_drop(format!("INSERT INTO test.{table} VALUES (2)"))
+        .await
+        .unwrap();
+    assert_eq!(
+        replica.sql(&format!("SELECT COUNT(*) FROM test.{table}")),
+        "2"
+    );
+
+    primary.start();
+    wait_until(Duration::from_secs(20), "the old primary rejoined", || {
+        primary.slave_status().is_some_and(|s| {
+            s.get("Master_Port") == Some(&replica.port.to_string())
+                && s.get("Slave_IO_Running").map(String::as_str) == Some("Yes")
+        })
+    });
+    primary.wait_for_gtid(&replica.gtid_current_pos(), Duration::from_secs(20));
+    assert_eq!(
+        primary.sql(&format!("SELECT COUNT(*) FROM test.{table}")),
+        "2"
+    );
+    assert_eq!(primary.sql("SELECT @@read_only"), "1");
+    wait_until(Duration::from_secs(10), "it serves reads", || {
         backends(&g)
             .iter()
             .any(|r| r.0.ends_with(&format!(":{}", primary.port)) && r.1 == "up" && r.2 == "ro")
     });
-    let events = g.log();
-    assert!(events.contains("old primary fenced"), "{events}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_old_primary_with_errant_transactions_is_fenced_and_left_out() {
+    let t = Topology::start();
+    let primary = t.server("primary");
+    let g = Gantry::start(&t, &auto_args());
+    let table = unique_name("errant");
+    primary.sql(&format!("CREATE TABLE test.{table} (id INT)"));
+    t.wait_replicas_caught_up(Duration::from_secs(10));
+    // A transaction only the primary has: the replicas stop receiving.
+    let replicas: Vec<&common::Server> = t.servers().filter(|s| s.name != "primary").collect();
+    for r in &replicas {
+        r.sql("STOP SLAVE IO_THREAD");
+    }
+    primary.sql(&format!("INSERT INTO test.{table} VALUES (1)"));
+    let errant = primary.gtid_current_pos();
+    primary.kill();
+    for r in &replicas {
+        r.sql("START SLAVE IO_THREAD");
+    }
+    wait_until(Duration::from_secs(15), "failover", || {
+        failovers(&g).iter().any(|f| f.4 == "ok")
+    });
+
+    primary.start();
+    wait_until(
+        Duration::from_secs(20),
+        "old primary fenced and diverged",
+        || {
+            primary
+                .try_sql("SELECT @@read_only")
+                .is_ok_and(|r| r == "1")
+                && backends(&g).iter().any(|r| {
+                    r.0.ends_with(&format!(":{}", primary.port)) && r.3.contains("diverged")
+                })
+        },
+    );
+    let row = backends(&g)
+        .into_iter()
+        .find(|r| r.0.ends_with(&format!(":{}", primary.port)))
+        .unwrap();
+    assert!(
+        row.3.contains(&errant),
+        "the errant GTID {errant} is shown: {row:?}"
+    );
+    assert_ne!(row.1, "up", "it serves nothing: {row:?}");
+    // Never repointed, and no write reached it.
+    assert!(primary.slave_status().is_none(), "not made a replica");
+    assert_eq!(
+        primary.sql(&format!("SELECT COUNT(*) FROM test.{table}")),
+        "1"
+    );
 }

@@ -108,6 +108,37 @@ pub async fn execute(ctx: &Arc<Context>, cmd: Command) -> Result<Reply, AdminErr
         Command::RemovePwd(user) => remove_pwd(ctx, &user),
         Command::SaveConfig => save_config(ctx).await,
         Command::ReloadConfig => super::reload::reload(ctx).await.map(|_| Reply::Done(0)),
+        Command::Failover => manual_failover(ctx).await,
+    }
+}
+
+/// `FAILOVER`: as the automatic one, by hand, whatever `failover` says
+/// (except `off`), for a primary that is down.
+async fn manual_failover(ctx: &Arc<Context>) -> Result<Reply, AdminError> {
+    use crate::failover::status::Kind;
+    let cfg = ctx.config.load_full();
+    if cfg.failover == config::FailoverMode::Off {
+        return Err(AdminError::Internal(
+            "failover = off: roles never change".into(),
+        ));
+    }
+    let primary_up = ctx
+        .topology
+        .load()
+        .primary()
+        .is_some_and(|p| p.state != BackendState::Down);
+    if primary_up {
+        return Err(AdminError::Internal(
+            "the primary is not down; FAILOVER replaces a failed primary".into(),
+        ));
+    }
+    let record = crate::failover::run::failover(ctx, &cfg, Kind::Manual).await;
+    let outcome = record.outcome.clone();
+    ctx.failovers.record(record);
+    if outcome == "ok" {
+        Ok(Reply::Done(1))
+    } else {
+        Err(AdminError::Internal(format!("failover failed: {outcome}")))
     }
 }
 

@@ -30,6 +30,8 @@ pub enum Command {
     RemovePwd(String),
     SaveConfig,
     ReloadConfig,
+    /// `FAILOVER`: promote a replica in place of a primary that is down.
+    Failover,
     /// An empty statement (`;` alone): answered with OK.
     Empty,
 }
@@ -45,10 +47,11 @@ pub enum Table {
     Pools,
     Stats,
     Config,
+    Failovers,
 }
 
 impl Table {
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 9] = [
         Table::Help,
         Table::Backends,
         Table::Clients,
@@ -57,6 +60,7 @@ impl Table {
         Table::Pools,
         Table::Stats,
         Table::Config,
+        Table::Failovers,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +73,7 @@ impl Table {
             Table::Pools => "pools",
             Table::Stats => "stats",
             Table::Config => "config",
+            Table::Failovers => "failovers",
         }
     }
 }
@@ -101,6 +106,7 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
         return parse_select(stmt, &words).ok_or_else(unknown);
     }
     match words.len() {
+        1 if kw(0, "failover") => return Ok(Command::Failover),
         2 if kw(0, "save") && kw(1, "config") => return Ok(Command::SaveConfig),
         2 if kw(0, "reload") && kw(1, "config") => return Ok(Command::ReloadConfig),
         3 if kw(0, "set") && kw(1, "offline") => return index(words[2]).map(Command::SetOffline),

@@ -28,6 +28,8 @@ pub async fn reload(ctx: &Arc<Context>) -> Result<Summary, AdminError> {
         .await
         .map_err(|e| AdminError::Internal(format!("RELOAD CONFIG task failed: {e}")))??;
     let summary = apply(ctx, cfg);
+    // An operator looked: a suspended automatic failover may run again.
+    ctx.failovers.resume();
     tracing::info!(
         added = summary.backends_added,
         removed = summary.backends_removed,

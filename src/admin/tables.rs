@@ -79,6 +79,14 @@ pub const HELP: &[(&str, &str)] = &[
         "shows the running configuration (passwords hidden)",
     ),
     ("SELECT VERSION", "shows the Gantry version"),
+    (
+        "SELECT * FROM failovers",
+        "lists failovers: when, kind, from, to, write outage, outcome",
+    ),
+    (
+        "FAILOVER",
+        "promotes a replica in place of a primary that is down",
+    ),
 ];
 
 pub fn select(ctx: &Context, table: Table) -> ResultSet {
@@ -90,6 +98,7 @@ pub fn select(ctx: &Context, table: Table) -> ResultSet {
         Table::Sessions => sessions(ctx),
         Table::Pools => pools(&ctx.topology.load()),
         Table::Stats => stats(ctx),
+        Table::Failovers => failovers(ctx),
         Table::Config => config(ctx),
     }
 }
@@ -109,6 +118,30 @@ fn help() -> ResultSet {
 pub fn version() -> ResultSet {
     let mut rs = ResultSet::new(&[("version", T)]);
     rs.push(vec![s(env!("CARGO_PKG_VERSION"))]);
+    rs
+}
+
+fn failovers(ctx: &Context) -> ResultSet {
+    let mut rs = ResultSet::new(&[
+        ("started", T),
+        ("kind", T),
+        ("from", T),
+        ("to", T),
+        ("write_outage_ms", I),
+        ("position", T),
+        ("outcome", T),
+    ]);
+    for r in ctx.failovers.records() {
+        rs.push(vec![
+            s(humantime::format_rfc3339_seconds(r.started)),
+            s(r.kind.as_str()),
+            s(&r.from),
+            r.to.clone(),
+            r.write_outage.map(|d| d.as_millis().to_string()),
+            r.position.clone(),
+            s(&r.outcome),
+        ]);
+    }
     rs
 }
 

@@ -26,13 +26,13 @@ pub use addr::{
 };
 pub use save::save_runtime;
 
+pub use crate::failover::mode::FailoverMode;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-pub use crate::failover::mode::FailoverMode;
 
 /// How a value of an option is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

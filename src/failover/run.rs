@@ -19,14 +19,13 @@ use crate::config::{Config, FailoverMode};
 use crate::context::Context;
 use crate::gtid::{Gtid, GtidSet, MariaPos};
 use crate::health::probe::{split_host_port, Credentials, Flavor, ProbeResult, Prober};
-use crate::health::Shared;
 
 /// How often the coordinator looks at the topology.
 const TICK: Duration = Duration::from_millis(50);
 /// Bound of each command sent to a server during a failover.
 const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub(crate) async fn coordinate(ctx: Arc<Context>, shared: Arc<Shared>) {
+pub(crate) async fn coordinate(ctx: Arc<Context>) {
     // The primary judged down, and since when (by runtime id).
     let mut down: Option<(u64, Instant)> = None;
     let mut said: Option<String> = None;
@@ -59,7 +58,7 @@ pub(crate) async fn coordinate(ctx: Arc<Context>, shared: Arc<Shared>) {
         let timing = timing(&cfg);
         let down_for = timing.down_after + since.elapsed();
         let views: Vec<ReplicaView> = replicas(&topo.backends)
-            .map(|r| view(r, shared.last_probe(r.runtime.id).as_ref(), primary))
+            .map(|r| view(r, ctx.failovers.last_probe(r.runtime.id).as_ref(), primary))
             .collect();
         let verdict = detect::verdict(down_for, &views, &timing);
         if !verdict.failed() {
@@ -72,7 +71,8 @@ pub(crate) async fn coordinate(ctx: Arc<Context>, shared: Arc<Shared>) {
         }
         let block = Duration::from_millis(cfg.failover_block_ms);
         if ctx.failovers.blocked(block) {
-            let text = "refused: another failover ended less than failover-block-ms ago".to_string();
+            let text =
+                "refused: another failover ended less than failover-block-ms ago".to_string();
             if said.as_deref() != Some(text.as_str()) {
                 tracing::error!(primary = %primary.addr(), "automatic failover {text}");
                 ctx.failovers.record(refused(primary, &text));
@@ -80,7 +80,7 @@ pub(crate) async fn coordinate(ctx: Arc<Context>, shared: Arc<Shared>) {
             }
             continue;
         }
-        let record = failover(&ctx, &shared, &cfg, Kind::Auto).await;
+        let record = failover(&ctx, &cfg, Kind::Auto).await;
         if record.outcome != "ok" {
             // As MaxScale does: a failed automatic failover turns it off
             // until an operator looks (RELOAD CONFIG turns it on again).
@@ -107,12 +107,17 @@ fn replicas(backends: &[BackendEntry]) -> impl Iterator<Item = &BackendEntry> {
 }
 
 /// What a replica's last probe says of its link to `primary`.
-fn view(replica: &BackendEntry, probe: Option<&ProbeResult>, primary: &BackendEntry) -> ReplicaView {
+fn view(
+    replica: &BackendEntry,
+    probe: Option<&ProbeResult>,
+    primary: &BackendEntry,
+) -> ReplicaView {
     let status = probe.and_then(|p| p.replication.as_ref());
     let source_is_primary = status.is_some_and(|s| {
         let by_id = s.source_server_id.is_some() && s.source_server_id == primary.server_id;
-        let by_addr = split_host_port(primary.addr())
-            .is_some_and(|(h, p)| s.source_host.eq_ignore_ascii_case(&h) && s.source_port == Some(p));
+        let by_addr = split_host_port(primary.addr()).is_some_and(|(h, p)| {
+            s.source_host.eq_ignore_ascii_case(&h) && s.source_port == Some(p)
+        });
         by_id || by_addr
     });
     ReplicaView {
@@ -146,7 +151,7 @@ fn monitor(cfg: &Config) -> Credentials {
 
 /// Promotes a replica in place of the primary, whatever its state (the
 /// caller decided). Writes are held meanwhile.
-pub(crate) async fn failover(ctx: &Context, shared: &Shared, cfg: &Config, kind: Kind) -> Record {
+pub async fn failover(ctx: &Context, cfg: &Config, kind: Kind) -> Record {
     let started = Instant::now();
     let topo = ctx.topology.load_full();
     let Some(old) = topo.primary().cloned() else {
@@ -170,7 +175,7 @@ pub(crate) async fn failover(ctx: &Context, shared: &Shared, cfg: &Config, kind:
         outcome: String::new(),
     };
     ctx.failovers.hold.begin();
-    let outcome = promote_one(ctx, shared, cfg, &old, &mut record).await;
+    let outcome = promote_one(ctx, cfg, &old, &mut record).await;
     ctx.failovers.hold.end();
     ctx.failovers.ended_now();
     match outcome {
@@ -189,7 +194,6 @@ pub(crate) async fn failover(ctx: &Context, shared: &Shared, cfg: &Config, kind:
 
 async fn promote_one(
     ctx: &Context,
-    shared: &Shared,
     cfg: &Config,
     old: &BackendEntry,
     record: &mut Record,
@@ -197,7 +201,11 @@ async fn promote_one(
     let topo = ctx.topology.load_full();
     let candidates: Vec<Candidate> = replicas(&topo.backends)
         .filter(|r| r.state != BackendState::Down)
-        .filter_map(|r| shared.last_probe(r.runtime.id).map(|p| candidate_of(r, &p)))
+        .filter_map(|r| {
+            ctx.failovers
+                .last_probe(r.runtime.id)
+                .map(|p| candidate_of(r, &p))
+        })
         .collect();
     let max_lag = match cfg.failover_max_lag {
         0 => Duration::MAX,
@@ -331,7 +339,8 @@ fn publish(ctx: &Context, old: u64, chosen: u64) {
                     n.role = Role::Replica;
                     n.state = BackendState::Down;
                     n.failed_primary = true;
-                    n.reason = format!("failed primary, replaced by {new_addr}; fenced when it answers");
+                    n.reason =
+                        format!("failed primary, replaced by {new_addr}; fenced when it answers");
                 }
                 n
             })
@@ -382,8 +391,12 @@ async fn repoint_others(backends: &[BackendEntry], cfg: &Config, chosen: &Candid
         let sent = step(conn.execute(&creds, &with_escapes(&statements))).await;
         conn.close().await;
         match sent {
-            Ok(()) => tracing::info!(replica = %r.addr(), primary = %chosen.address, "replica repointed"),
-            Err(e) => tracing::error!(replica = %r.addr(), primary = %chosen.address, error = %e, "could not repoint replica"),
+            Ok(()) => {
+                tracing::info!(replica = %r.addr(), primary = %chosen.address, "replica repointed")
+            }
+            Err(e) => {
+                tracing::error!(replica = %r.addr(), primary = %chosen.address, error = %e, "could not repoint replica")
+            }
         }
     }
 }
@@ -476,6 +489,8 @@ pub(crate) async fn fence_and_rejoin(
             tracing::warn!(backend = %me.addr(), primary = %primary.addr(), "old primary rejoined as a replica");
             note(format!("rejoined as a replica of {}", primary.addr()), true);
         }
-        Err(e) => tracing::error!(backend = %me.addr(), error = %e, "could not rejoin the old primary"),
+        Err(e) => {
+            tracing::error!(backend = %me.addr(), error = %e, "could not rejoin the old primary")
+        }
     }
 }

@@ -2,10 +2,13 @@
 //! on, the record of past failovers (admin `failovers`), and whether
 //! automatic failover was suspended by one that failed.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
+
+use crate::health::probe::ProbeResult;
 
 /// Writes that find no usable primary while a failover runs wait here.
 #[derive(Debug, Default)]
@@ -80,12 +83,33 @@ pub struct Failovers {
     /// `failover = auto` on again (RELOAD CONFIG).
     suspended: AtomicBool,
     last_end: Mutex<Option<Instant>>,
+    /// The last successful probe of each reachable backend (by runtime
+    /// id), from the health tasks: what a failover decides from.
+    probes: Mutex<HashMap<u64, ProbeResult>>,
 }
 
 /// Past failovers kept for the admin table.
 const KEEP: usize = 100;
 
 impl Failovers {
+    pub fn note_probe(&self, id: u64, probe: Option<&ProbeResult>) {
+        let mut probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+        match probe {
+            Some(p) => {
+                probes.insert(id, p.clone());
+            }
+            None => {
+                probes.remove(&id);
+            }
+        }
+    }
+
+    /// The last probe of a backend that answered its last probe.
+    pub fn last_probe(&self, id: u64) -> Option<ProbeResult> {
+        let probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+        probes.get(&id).cloned()
+    }
+
     pub fn record(&self, r: Record) {
         let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
         if records.len() == KEEP {
@@ -133,7 +157,10 @@ mod tests {
     #[tokio::test]
     async fn a_write_hold_releases_waiters_when_it_ends() {
         let hold = std::sync::Arc::new(WriteHold::default());
-        assert!(hold.wait(Duration::from_millis(1)).await, "nothing to wait for");
+        assert!(
+            hold.wait(Duration::from_millis(1)).await,
+            "nothing to wait for"
+        );
         hold.begin();
         assert!(!hold.wait(Duration::from_millis(20)).await, "times out");
         let h = hold.clone();

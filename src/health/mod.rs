@@ -23,7 +23,6 @@ use tokio::task::JoinHandle;
 use crate::backend::{BackendState, Topology};
 use crate::context::Context;
 use lag::PrimaryHistory;
-use probe::ProbeResult;
 
 /// How often the supervisor looks for added or removed backends.
 const SUPERVISE_EVERY: Duration = Duration::from_millis(100);
@@ -33,9 +32,6 @@ const SUPERVISE_EVERY: Duration = Duration::from_millis(100);
 #[derive(Default)]
 pub(crate) struct Shared {
     primary: Mutex<PrimaryHistory>,
-    /// The last successful probe of each reachable backend (by runtime
-    /// id): what the failover coordinator decides from.
-    probes: Mutex<HashMap<u64, ProbeResult>>,
 }
 
 impl Shared {
@@ -43,34 +39,13 @@ impl Shared {
         // A panic elsewhere must not stop health checks: take the data.
         self.primary.lock().unwrap_or_else(|e| e.into_inner())
     }
-
-    fn note_probe(&self, id: u64, probe: Option<&ProbeResult>) {
-        let mut probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
-        match probe {
-            Some(p) => {
-                probes.insert(id, p.clone());
-            }
-            None => {
-                probes.remove(&id);
-            }
-        }
-    }
-
-    /// The last probe of a backend that answered its last probe.
-    pub(crate) fn last_probe(&self, id: u64) -> Option<ProbeResult> {
-        let probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
-        probes.get(&id).cloned()
-    }
 }
 
 /// Starts the health tasks in the background. The handle finishes once
 /// shutdown began and every task closed its probe connection.
 pub fn spawn(ctx: Arc<Context>) -> JoinHandle<()> {
     let shared = Arc::new(Shared::default());
-    let coordinator = tokio::spawn(crate::failover::run::coordinate(
-        ctx.clone(),
-        shared.clone(),
-    ));
+    let coordinator = tokio::spawn(crate::failover::run::coordinate(ctx.clone()));
     tokio::spawn(async move {
         supervise(ctx, shared).await;
         let _ = coordinator.await;

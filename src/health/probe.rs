@@ -162,14 +162,21 @@ impl Prober {
             None => self.connect(creds).await?,
         };
         for sql in statements {
-            open.conn.query_drop(*sql).await.map_err(ProbeError::Query)?;
+            open.conn
+                .query_drop(*sql)
+                .await
+                .map_err(ProbeError::Query)?;
         }
         self.open = Some(open);
         Ok(())
     }
 
     /// The first column of the first row of `sql`, as text.
-    pub async fn value(&mut self, creds: &Credentials, sql: &str) -> Result<Option<String>, ProbeError> {
+    pub async fn value(
+        &mut self,
+        creds: &Credentials,
+        sql: &str,
+    ) -> Result<Option<String>, ProbeError> {
         let mut open = match self.open.take() {
             Some(o) => o,
             None => self.connect(creds).await?,

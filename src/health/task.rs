@@ -110,7 +110,7 @@ impl Backend {
         let script = cfg.notification_script.clone();
         match outcome {
             Err(e) => {
-                self.shared.note_probe(self.runtime.id, None);
+                self.ctx.failovers.note_probe(self.runtime.id, None);
                 tracing::debug!(backend = %self.runtime.addr, error = %e, "probe failed");
                 let msg = e.to_string();
                 let v = self.judge(&Observation::Unreachable(&msg), &limits);
@@ -119,11 +119,17 @@ impl Backend {
             Ok(p) if failed_primary => {
                 // Fenced before anything else, whatever it says of itself.
                 self.runtime.position.store(p.gtid.clone().map(Arc::new));
-                crate::failover::run::fence_and_rejoin(&self.ctx, self.runtime.id, &mut self.prober, &creds, &p)
-                    .await;
+                crate::failover::run::fence_and_rejoin(
+                    &self.ctx,
+                    self.runtime.id,
+                    &mut self.prober,
+                    &creds,
+                    &p,
+                )
+                .await;
             }
             Ok(p) => {
-                self.shared.note_probe(self.runtime.id, Some(&p));
+                self.ctx.failovers.note_probe(self.runtime.id, Some(&p));
                 self.runtime.position.store(p.gtid.clone().map(Arc::new));
                 if let Some(max) = p.max_allowed_packet {
                     self.runtime.set_max_packet(max);

@@ -152,7 +152,9 @@ impl Session {
         let fallback = topo.primary().map(|p| p.runtime.clone());
         // The primary just died and the replicas' links with it: a read
         // that cannot reach it is served stale rather than failed.
-        let stale = topo.pick_lagging_replica(self.ticket).map(|r| r.runtime.clone());
+        let stale = topo
+            .pick_lagging_replica(self.ticket)
+            .map(|r| r.runtime.clone());
         drop(topo);
         match self.use_backend(backend.clone()).await {
             Ok(()) => Ok(()),
