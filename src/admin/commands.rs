@@ -109,6 +109,7 @@ pub async fn execute(ctx: &Arc<Context>, cmd: Command) -> Result<Reply, AdminErr
         Command::SaveConfig => save_config(ctx).await,
         Command::ReloadConfig => super::reload::reload(ctx).await.map(|_| Reply::Done(0)),
         Command::Failover => manual_failover(ctx).await,
+        Command::Switchover(to) => switchover(ctx, to).await,
     }
 }
 
@@ -139,6 +140,38 @@ async fn manual_failover(ctx: &Arc<Context>) -> Result<Reply, AdminError> {
         Ok(Reply::Done(1))
     } else {
         Err(AdminError::Internal(format!("failover failed: {outcome}")))
+    }
+}
+
+/// `SWITCHOVER [TO n]`: a planned move of the primary role.
+async fn switchover(ctx: &Arc<Context>, to: Option<usize>) -> Result<Reply, AdminError> {
+    let cfg = ctx.config.load_full();
+    if cfg.failover == config::FailoverMode::Off {
+        return Err(AdminError::Internal(
+            "failover = off: roles never change".into(),
+        ));
+    }
+    let target = match to {
+        None => None,
+        Some(n) => {
+            let topo = ctx.topology.load();
+            let count = topo.backends.len();
+            let b = topo
+                .backends
+                .get(n - 1)
+                .ok_or(AdminError::NoSuchBackend { n, count })?;
+            Some(b.runtime.id)
+        }
+    };
+    let record = crate::failover::switchover::switchover(ctx, &cfg, target).await;
+    let outcome = record.outcome.clone();
+    ctx.failovers.record(record);
+    if outcome == "ok" {
+        Ok(Reply::Done(1))
+    } else {
+        Err(AdminError::Internal(format!(
+            "switchover failed: {outcome}"
+        )))
     }
 }
 

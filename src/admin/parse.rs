@@ -32,6 +32,8 @@ pub enum Command {
     ReloadConfig,
     /// `FAILOVER`: promote a replica in place of a primary that is down.
     Failover,
+    /// `SWITCHOVER [TO backend_ndx]`: hand the primary role over.
+    Switchover(Option<usize>),
     /// An empty statement (`;` alone): answered with OK.
     Empty,
 }
@@ -107,6 +109,10 @@ pub fn parse(text: &str) -> Result<Command, ParseError> {
     }
     match words.len() {
         1 if kw(0, "failover") => return Ok(Command::Failover),
+        1 if kw(0, "switchover") => return Ok(Command::Switchover(None)),
+        3 if kw(0, "switchover") && kw(1, "to") => {
+            return index(words[2]).map(|n| Command::Switchover(Some(n)))
+        }
         2 if kw(0, "save") && kw(1, "config") => return Ok(Command::SaveConfig),
         2 if kw(0, "reload") && kw(1, "config") => return Ok(Command::ReloadConfig),
         3 if kw(0, "set") && kw(1, "offline") => return index(words[2]).map(Command::SetOffline),

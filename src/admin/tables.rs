@@ -87,6 +87,10 @@ pub const HELP: &[(&str, &str)] = &[
         "FAILOVER",
         "promotes a replica in place of a primary that is down",
     ),
+    (
+        "SWITCHOVER [TO $backend_ndx]",
+        "hands the primary role to a replica: writes pause, none fails or is lost",
+    ),
 ];
 
 pub fn select(ctx: &Context, table: Table) -> ResultSet {

@@ -10,3 +10,4 @@ pub mod rejoin;
 pub mod run;
 pub mod sql;
 pub mod status;
+pub mod switchover;

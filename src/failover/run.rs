@@ -100,7 +100,7 @@ fn timing(cfg: &Config) -> Timing {
     }
 }
 
-fn replicas(backends: &[BackendEntry]) -> impl Iterator<Item = &BackendEntry> {
+pub(super) fn replicas(backends: &[BackendEntry]) -> impl Iterator<Item = &BackendEntry> {
     backends.iter().filter(|b| {
         b.role == Role::Replica && b.state != BackendState::Offline && !b.failed_primary
     })
@@ -142,7 +142,7 @@ fn refused(primary: &BackendEntry, why: &str) -> Record {
     }
 }
 
-fn monitor(cfg: &Config) -> Credentials {
+pub(super) fn monitor(cfg: &Config) -> Credentials {
     Credentials {
         user: cfg.monitor_username.clone(),
         password: cfg.monitor_password.clone(),
@@ -231,12 +231,12 @@ async fn promote_one(
         .ok()
         .flatten();
     conn.close().await;
-    publish(ctx, old.runtime.id, chosen.id);
+    publish(ctx, old.runtime.id, chosen.id, OldPrimary::Failed);
     repoint_others(&topo.backends, cfg, chosen, old.runtime.id).await;
     Ok(())
 }
 
-fn candidate_of(r: &BackendEntry, p: &ProbeResult) -> Candidate {
+pub(super) fn candidate_of(r: &BackendEntry, p: &ProbeResult) -> Candidate {
     let status = p.replication.as_ref();
     let parse = |s: &str| match p.flavor {
         Flavor::MariaDb => Gtid::MariaDb(MariaPos::parse(s)),
@@ -259,7 +259,7 @@ fn candidate_of(r: &BackendEntry, p: &ProbeResult) -> Candidate {
     }
 }
 
-async fn step<T, E: std::fmt::Display>(
+pub(super) async fn step<T, E: std::fmt::Display>(
     f: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, String> {
     match tokio::time::timeout(STEP_TIMEOUT, f).await {
@@ -268,7 +268,7 @@ async fn step<T, E: std::fmt::Display>(
     }
 }
 
-fn position_sql(flavor: Flavor) -> &'static str {
+pub(super) fn position_sql(flavor: Flavor) -> &'static str {
     match flavor {
         Flavor::MariaDb => "SELECT @@gtid_current_pos",
         Flavor::MySql => "SELECT @@gtid_executed",
@@ -276,7 +276,7 @@ fn position_sql(flavor: Flavor) -> &'static str {
 }
 
 /// Waits until the replica applied `received`, at most `wait`.
-async fn caught_up(
+pub(super) async fn caught_up(
     conn: &mut Prober,
     creds: &Credentials,
     received: &Gtid,
@@ -311,9 +311,17 @@ async fn caught_up(
     }
 }
 
-/// The new roles, in one swap: the chosen replica takes writes, the old
-/// primary serves nothing until it is fenced.
-fn publish(ctx: &Context, old: u64, chosen: u64) {
+/// What becomes of the old primary.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum OldPrimary {
+    /// Failed: it serves nothing until fenced (failover).
+    Failed,
+    /// Already read-only and repointed (switchover): a replica.
+    Demoted,
+}
+
+/// The new roles, in one swap: the chosen replica takes writes.
+pub(super) fn publish(ctx: &Context, old: u64, chosen: u64, fate: OldPrimary) {
     let topo = ctx.update_topology(|backends| {
         let old_addr = backends
             .iter()
@@ -335,12 +343,17 @@ fn publish(ctx: &Context, old: u64, chosen: u64) {
                     n.read_only = false;
                     n.lag = None;
                     n.reason = format!("promoted by Gantry in place of {old_addr}");
-                } else if b.runtime.id == old {
+                } else if b.runtime.id == old && fate == OldPrimary::Failed {
                     n.role = Role::Replica;
                     n.state = BackendState::Down;
                     n.failed_primary = true;
                     n.reason =
                         format!("failed primary, replaced by {new_addr}; fenced when it answers");
+                } else if b.runtime.id == old {
+                    n.role = Role::Replica;
+                    n.state = BackendState::Unknown;
+                    n.read_only = true;
+                    n.reason = format!("demoted by SWITCHOVER; replica of {new_addr}");
                 }
                 n
             })
@@ -350,13 +363,13 @@ fn publish(ctx: &Context, old: u64, chosen: u64) {
         b.runtime.set_down(false);
     }
     if let Some(b) = topo.by_id(old) {
-        b.runtime.set_down(true);
+        b.runtime.set_down(fate == OldPrimary::Failed);
     }
 }
 
 /// `statements` after the one that makes their string escapes mean what
 /// the builders meant.
-fn with_escapes(statements: &sql::Statements) -> Vec<&str> {
+pub(super) fn with_escapes(statements: &sql::Statements) -> Vec<&str> {
     std::iter::once(NORMAL_ESCAPES)
         .chain(statements.sql())
         .collect()
@@ -364,7 +377,12 @@ fn with_escapes(statements: &sql::Statements) -> Vec<&str> {
 
 /// Every other replica follows the new primary (failures are logged: the
 /// health loop shows them as not replicating).
-async fn repoint_others(backends: &[BackendEntry], cfg: &Config, chosen: &Candidate, old: u64) {
+pub(super) async fn repoint_others(
+    backends: &[BackendEntry],
+    cfg: &Config,
+    chosen: &Candidate,
+    old: u64,
+) {
     let Some((host, port)) = split_host_port(&chosen.address) else {
         return;
     };

@@ -48,6 +48,7 @@ impl WriteHold {
 pub enum Kind {
     Auto,
     Manual,
+    Switchover,
 }
 
 impl Kind {
@@ -55,6 +56,7 @@ impl Kind {
         match self {
             Kind::Auto => "auto",
             Kind::Manual => "manual",
+            Kind::Switchover => "switchover",
         }
     }
 }

@@ -66,6 +66,8 @@ pub struct SessionInfo {
     /// `pin` bits.
     pub pins: AtomicU32,
     pub queries: AtomicU64,
+    /// A command is running (a switchover waits for those on the primary).
+    pub busy: AtomicBool,
     /// Set by KILL [CONNECTION] from another session.
     pub killed: AtomicBool,
     pub kill_signal: Notify,
@@ -85,6 +87,7 @@ impl SessionInfo {
             backend_thread: AtomicU32::new(0),
             pins: AtomicU32::new(0),
             queries: AtomicU64::new(0),
+            busy: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
             backend_down: Notify::new(),

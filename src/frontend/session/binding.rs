@@ -110,20 +110,34 @@ impl Session {
     /// write that finds no usable primary while a failover runs waits for
     /// it, up to `failover-write-hold-ms`, and tries the new primary.
     pub(super) async fn use_target(&mut self, target: Target) -> Result<(), MyError> {
-        let first = self.use_target_now(target).await;
-        if first.is_err() && target != Target::Replica && self.ctx.failovers.hold.is_running() {
-            let hold = self.ctx.config.load().failover_write_hold_ms;
-            if self
-                .ctx
-                .failovers
-                .hold
-                .wait(std::time::Duration::from_millis(hold))
-                .await
+        if target != Target::Replica && !self.binding.pinned() {
+            // A failover or switchover is moving the primary: a statement
+            // that would start on it waits, holding no connection there.
+            if self.ctx.failovers.hold.is_running() {
+                self.release_held();
+                self.wait_for_primary().await;
+            }
+            let first = self.use_target_now(target).await;
+            if first.is_err()
+                && self.ctx.failovers.hold.is_running()
+                && self.wait_for_primary().await
             {
                 return self.use_target_now(target).await;
             }
+            return first;
         }
-        first
+        self.use_target_now(target).await
+    }
+
+    /// Waits for the failover that runs to end, at most
+    /// `failover-write-hold-ms`; true if it ended.
+    async fn wait_for_primary(&self) -> bool {
+        let max = self.ctx.config.load().failover_write_hold_ms;
+        self.ctx
+            .failovers
+            .hold
+            .wait(std::time::Duration::from_millis(max))
+            .await
     }
 
     async fn use_target_now(&mut self, target: Target) -> Result<(), MyError> {

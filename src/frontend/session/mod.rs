@@ -261,7 +261,10 @@ impl Session {
 
     async fn command_loop(&mut self) -> Result<(), End> {
         loop {
-            let n = match self.next_command().await? {
+            self.info.busy.store(false, Ordering::Relaxed);
+            let next = self.next_command().await?;
+            self.info.busy.store(true, Ordering::Relaxed);
+            let n = match next {
                 Some(Incoming::Whole(n)) => n,
                 Some(Incoming::LongQuery) => {
                     self.long_query().await?;

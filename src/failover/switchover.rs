@@ -1,0 +1,191 @@
+//! Planned switchover (admin `SWITCHOVER [TO n]`): the primary is healthy
+//! and hands over without losing or failing a write. New writes wait at
+//! the write hold; the ones running on the old primary finish; the old
+//! primary is made read-only; the target applies everything it wrote; the
+//! target is promoted, the old primary and the other replicas follow it;
+//! the held writes go on to the new primary.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use super::candidate::{self, Candidate};
+use super::run::{
+    candidate_of, caught_up, monitor, position_sql, publish, replicas, repoint_others, step,
+    with_escapes, OldPrimary,
+};
+use super::sql::{self, Joining, Source};
+use super::status::{Kind, Record};
+use crate::backend::{BackendEntry, BackendState, Topology};
+use crate::config::Config;
+use crate::context::Context;
+use crate::frontend::registry::pin;
+use crate::gtid::{Gtid, GtidSet, MariaPos};
+use crate::health::probe::{split_host_port, Flavor, Prober};
+
+/// Hands the primary role to the replica with runtime id `to` (or the
+/// best candidate). Writes pause meanwhile; the record says how long.
+pub async fn switchover(ctx: &Context, cfg: &Config, to: Option<u64>) -> Record {
+    let started = Instant::now();
+    let topo = ctx.topology.load_full();
+    let mut record = Record {
+        started: SystemTime::now(),
+        kind: Kind::Switchover,
+        from: "-".into(),
+        to: None,
+        write_outage: None,
+        position: None,
+        outcome: String::new(),
+    };
+    let Some(old) = topo
+        .primary()
+        .filter(|p| p.state == BackendState::Up)
+        .cloned()
+    else {
+        record.outcome = "no primary is up; FAILOVER replaces a failed one".into();
+        return record;
+    };
+    record.from = old.addr().to_string();
+    ctx.failovers.hold.begin();
+    let result = switch(ctx, cfg, &topo, &old, to, &mut record).await;
+    ctx.failovers.hold.end();
+    match result {
+        Ok(()) => {
+            record.write_outage = Some(started.elapsed());
+            record.outcome = "ok".into();
+            tracing::warn!(from = %record.from, to = ?record.to, pause_ms = started.elapsed().as_millis() as u64, "switchover done");
+        }
+        Err(why) => {
+            tracing::error!(from = %record.from, %why, "switchover aborted; the primary is unchanged");
+            record.outcome = why;
+        }
+    }
+    record
+}
+
+async fn switch(
+    ctx: &Context,
+    cfg: &Config,
+    topo: &Topology,
+    old: &BackendEntry,
+    to: Option<u64>,
+    record: &mut Record,
+) -> Result<(), String> {
+    let candidates: Vec<Candidate> = replicas(&topo.backends)
+        .filter(|r| r.state != BackendState::Down && to.is_none_or(|id| r.runtime.id == id))
+        .filter_map(|r| {
+            ctx.failovers
+                .last_probe(r.runtime.id)
+                .map(|p| candidate_of(r, &p))
+        })
+        .collect();
+    if to.is_some() && candidates.is_empty() {
+        return Err("the target is not a reachable replica".into());
+    }
+    let max_lag = match cfg.failover_max_lag {
+        0 => Duration::MAX,
+        s => Duration::from_secs(s),
+    };
+    let choice = candidate::choose(&candidates, max_lag).map_err(|e| e.to_string())?;
+    let chosen = choice.chosen;
+    record.to = Some(chosen.address.clone());
+    let creds = monitor(cfg);
+    let timeout = Duration::from_millis(cfg.failover_timeout_ms);
+
+    // What runs on the old primary finishes; what would start there waits.
+    let stragglers = drain(ctx, old.runtime.id, timeout).await;
+    let mut old_conn = Prober::new(old.addr().to_string());
+    let fence = sql::fence(chosen.flavor);
+    let fence: Vec<&str> = fence.sql().collect();
+    step(old_conn.execute(&creds, &fence))
+        .await
+        .map_err(|e| format!("making {} read-only: {e}", old.addr()))?;
+    // Transactions that did not end in time would write past read_only
+    // (accounts with READ ONLY ADMIN or SUPER): ended.
+    for thread in stragglers {
+        let kill = format!("KILL CONNECTION {thread}");
+        let _ = step(old_conn.execute(&creds, &[kill.as_str()])).await;
+    }
+    let result = hand_over(ctx, cfg, topo, old, chosen, &mut old_conn, timeout, record).await;
+    if result.is_err() {
+        // Nothing moved: the old primary takes writes again.
+        let undo = sql::promote(chosen.flavor);
+        let undo: Vec<&str> = undo.sql().collect();
+        let _ = step(old_conn.execute(&creds, &undo)).await;
+    }
+    old_conn.close().await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn hand_over(
+    ctx: &Context,
+    cfg: &Config,
+    topo: &Topology,
+    old: &BackendEntry,
+    chosen: &Candidate,
+    old_conn: &mut Prober,
+    timeout: Duration,
+    record: &mut Record,
+) -> Result<(), String> {
+    let creds = monitor(cfg);
+    let last = step(old_conn.value(&creds, position_sql(chosen.flavor)))
+        .await?
+        .unwrap_or_default();
+    let last = match chosen.flavor {
+        Flavor::MariaDb => Gtid::MariaDb(MariaPos::parse(&last)),
+        Flavor::MySql => Gtid::MySql(GtidSet::parse(&last)),
+    };
+    let mut conn = Prober::new(chosen.address.clone());
+    caught_up(&mut conn, &creds, &last, timeout).await?;
+    let promote = sql::promote(chosen.flavor);
+    let promote: Vec<&str> = promote.sql().collect();
+    let promoted = step(conn.execute(&creds, &promote)).await;
+    record.position = Some(last.to_string());
+    conn.close().await;
+    promoted.map_err(|e| format!("promoting {}: {e}", chosen.address))?;
+    publish(ctx, old.runtime.id, chosen.id, OldPrimary::Demoted);
+    // The old primary follows the new one (its writes are all there).
+    let (host, port) = split_host_port(&chosen.address).ok_or("bad address")?;
+    let source = Source {
+        host: &host,
+        port,
+        user: &cfg.replication_username,
+        password: &cfg.replication_password,
+        get_public_key: false,
+    };
+    match sql::repoint(chosen.flavor, &source, Joining::OldPrimary) {
+        Ok(s) => {
+            if let Err(e) = step(old_conn.execute(&creds, &with_escapes(&s))).await {
+                tracing::error!(backend = %old.addr(), error = %e, "could not repoint the old primary");
+            }
+        }
+        Err(e) => {
+            tracing::error!(backend = %old.addr(), error = %e, "cannot repoint the old primary")
+        }
+    }
+    repoint_others(&topo.backends, cfg, chosen, old.runtime.id).await;
+    Ok(())
+}
+
+/// Waits until no session runs a statement or holds a transaction on
+/// `backend`, at most `timeout`; returns the backend threads of those
+/// still there.
+async fn drain(ctx: &Context, backend: u64, timeout: Duration) -> Vec<u32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let writing: Vec<u32> = ctx
+            .sessions
+            .snapshot()
+            .iter()
+            .filter(|s| {
+                s.backend.load(std::sync::atomic::Ordering::Relaxed) == backend
+                    && (s.busy.load(std::sync::atomic::Ordering::Relaxed)
+                        || s.pins() & pin::TRANSACTION != 0)
+            })
+            .map(|s| s.backend_thread.load(std::sync::atomic::Ordering::Relaxed))
+            .collect();
+        if writing.is_empty() || Instant::now() >= deadline {
+            return writing;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
