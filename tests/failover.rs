@@ -660,3 +660,109 @@ async fn switchover_under_write_load_fails_and_loses_nothing() {
         assert_eq!(sums(s), sums(new_primary), "{} has the same rows", s.name);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_primary_is_failed_over_and_fenced_when_it_wakes() {
+    let t = Topology::start();
+    semi_sync(&t);
+    let table = unique_name("hung");
+    let primary = t.server("primary");
+    primary.sql(&format!(
+        "CREATE TABLE test.{table} (id BIGINT PRIMARY KEY)"
+    ));
+    t.wait_replicas_caught_up(Duration::from_secs(10));
+    let mut args = auto_args();
+    args.extend(["--log-level", "debug"]);
+    let g = Gantry::start(&t, &args);
+    // Gantry gives the replicas a short heartbeat, so silence means something.
+    for s in t.servers().filter(|s| s.name != "primary") {
+        wait_until(Duration::from_secs(10), "heartbeat period set", || {
+            s.sql("SHOW GLOBAL STATUS LIKE 'Slave_heartbeat_period'")
+                .ends_with("\t0.500")
+        });
+    }
+    semi_sync(&t); // the heartbeat change restarted the replication threads
+    let url = g.url("app", "app_pw", "test");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = Arc::new(Writes {
+        acked: Mutex::new(Vec::new()),
+        longest_gap: Mutex::new(Duration::ZERO),
+        errors: AtomicU64::new(0),
+    });
+    let writer = tokio::spawn(write_load(url, table.clone(), stop.clone(), writes.clone()));
+    wait_until(Duration::from_secs(10), "writes flowing", || {
+        writes.acked.lock().unwrap().len() > 50
+    });
+
+    primary.pause();
+    let resume = scopeguard(primary);
+    let acked_at_stop = writes.acked.lock().unwrap().len();
+    wait_until(
+        Duration::from_secs(20),
+        "writes again after the hang",
+        || writes.acked.lock().unwrap().len() > acked_at_stop + 50,
+    );
+    let gap = *writes.longest_gap.lock().unwrap();
+    println!(
+        "SIGSTOP of the primary: longest write gap {} ms",
+        gap.as_millis()
+    );
+    drop(resume); // SIGCONT
+    wait_until(Duration::from_secs(10), "old primary fenced", || {
+        primary
+            .try_sql("SELECT @@read_only")
+            .is_ok_and(|r| r == "1")
+    });
+    // Fenced, it takes no write while the load goes on elsewhere.
+    let fenced_at = primary.sql("SELECT @@gtid_binlog_pos");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    assert_eq!(
+        primary.sql("SELECT @@gtid_binlog_pos"),
+        fenced_at,
+        "no write after the fence"
+    );
+    // Whatever only the old primary has was never acknowledged.
+    let ids = |s: &common::Server| -> std::collections::HashSet<u64> {
+        s.sql(&format!("SELECT id FROM test.{table}"))
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    };
+    let new_primary_addr = backends(&g)
+        .into_iter()
+        .find(|r| r.2 == "rw")
+        .expect("a primary")
+        .0;
+    let new_primary = t
+        .servers()
+        .find(|s| new_primary_addr.ends_with(&format!(":{}", s.port)))
+        .unwrap();
+    assert_ne!(new_primary.name, "primary");
+    let acked = writes.acked.lock().unwrap().clone();
+    let on_new = ids(new_primary);
+    let lost: Vec<u64> = acked
+        .iter()
+        .copied()
+        .filter(|id| !on_new.contains(id))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    let extra: Vec<u64> = ids(primary).difference(&on_new).copied().collect();
+    assert!(extra.iter().all(|id| !acked.contains(id)), "{extra:?}");
+    println!("only on the old primary (never acknowledged): {extra:?}");
+    if std::env::var_os("GANTRY_TEST_LOG").is_some() {
+        println!("{}", g.log());
+    }
+}
+
+/// Resumes a paused server when dropped (also when the test fails).
+fn scopeguard(s: &common::Server) -> impl Drop + '_ {
+    struct Resume<'a>(&'a common::Server);
+    impl Drop for Resume<'_> {
+        fn drop(&mut self) {
+            self.0.resume();
+        }
+    }
+    Resume(s)
+}

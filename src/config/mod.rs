@@ -114,6 +114,8 @@ const OPTIONS: &[OptSpec] = &[
     opt("failover-max-lag", int(0, 86_400), "60", "Replicas behind by more than this many seconds are never promoted; 0 = no bound"),
     opt("failover-write-hold-ms", int(0, HOUR_MS), "3000", "Writes arriving while a failover runs wait this long for the new primary, then fail (ms)"),
     opt("failover-block-ms", int(0, DAY_MS), "60000", "After a failover, no automatic one for this long (ms)"),
+    opt("replica-heartbeat-ms", int(0, HOUR_MS), "500", "failover = auto: the heartbeat period Gantry sets on replicas (MASTER_HEARTBEAT_PERIOD), so that a silent primary is noticed; 0 = leave it as configured"),
+    opt("primary-failure-timeout-ms", int(100, HOUR_MS), "2000", "failover = auto: a replica that received nothing (no event, no heartbeat) for this long confirms the primary failed (ms)"),
     opt("notification-script", Kind::Str, "(none)", "Program run on topology changes (failover, backend up/down); empty = none"),
     opt("consistency", Kind::Str, "read-your-writes", "Read consistency: eventual|read-your-writes|global"),
     opt("causal-read-timeout-ms", int(0, HOUR_MS), "1000", "How long a read waits for a replica to catch up before going to the primary (ms)"),
@@ -285,6 +287,8 @@ pub struct Config {
     pub failover_max_lag: u64,
     pub failover_write_hold_ms: u64,
     pub failover_block_ms: u64,
+    pub replica_heartbeat_ms: u64,
+    pub primary_failure_timeout_ms: u64,
     pub notification_script: Option<PathBuf>,
     pub consistency: Consistency,
     /// `user-consistency`: per-user overrides of `consistency`.
@@ -351,6 +355,11 @@ impl fmt::Debug for Config {
             .field("failover_max_lag", &self.failover_max_lag)
             .field("failover_write_hold_ms", &self.failover_write_hold_ms)
             .field("failover_block_ms", &self.failover_block_ms)
+            .field("replica_heartbeat_ms", &self.replica_heartbeat_ms)
+            .field(
+                "primary_failure_timeout_ms",
+                &self.primary_failure_timeout_ms,
+            )
             .field("notification_script", &self.notification_script)
             .field("consistency", &self.consistency)
             .field("user_consistency", &self.user_consistency)
@@ -442,6 +451,14 @@ impl Config {
                 self.failover_write_hold_ms.to_string(),
             ),
             ("failover-block-ms", self.failover_block_ms.to_string()),
+            (
+                "replica-heartbeat-ms",
+                self.replica_heartbeat_ms.to_string(),
+            ),
+            (
+                "primary-failure-timeout-ms",
+                self.primary_failure_timeout_ms.to_string(),
+            ),
             (
                 "notification-script",
                 self.notification_script
@@ -940,6 +957,8 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
     let failover_max_lag = v.int("failover-max-lag", 60)?;
     let failover_write_hold_ms = v.int("failover-write-hold-ms", 3000)?;
     let failover_block_ms = v.int("failover-block-ms", 60_000)?;
+    let replica_heartbeat_ms = v.int("replica-heartbeat-ms", 500)?;
+    let primary_failure_timeout_ms = v.int("primary-failure-timeout-ms", 2000)?;
     let notification_script = v.string("notification-script")?.map(PathBuf::from);
 
     let consistency = match v.string("consistency")? {
@@ -1009,6 +1028,8 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
         failover_max_lag,
         failover_write_hold_ms,
         failover_block_ms,
+        replica_heartbeat_ms,
+        primary_failure_timeout_ms,
         notification_script,
         consistency,
         user_consistency,

@@ -58,7 +58,14 @@ pub(crate) async fn coordinate(ctx: Arc<Context>) {
         let timing = timing(&cfg);
         let down_for = timing.down_after + since.elapsed();
         let views: Vec<ReplicaView> = replicas(&topo.backends)
-            .map(|r| view(r, ctx.failovers.last_probe(r.runtime.id).as_ref(), primary))
+            .map(|r| {
+                let mut v = view(r, ctx.failovers.last_probe(r.runtime.id).as_ref(), primary);
+                // Silence means something only with a short heartbeat.
+                if cfg.replica_heartbeat_ms > 0 {
+                    v.since_last_event = ctx.failovers.silent_for(r.runtime.id);
+                }
+                v
+            })
             .collect();
         let verdict = detect::verdict(down_for, &views, &timing);
         if !verdict.failed() {
@@ -96,7 +103,7 @@ pub(crate) async fn coordinate(ctx: Arc<Context>) {
 fn timing(cfg: &Config) -> Timing {
     Timing {
         down_after: Duration::from_millis(cfg.down_after_milliseconds),
-        primary_failure_timeout: Duration::from_millis(cfg.down_after_milliseconds),
+        primary_failure_timeout: Duration::from_millis(cfg.primary_failure_timeout_ms),
     }
 }
 
@@ -176,13 +183,16 @@ pub async fn failover(ctx: &Context, cfg: &Config, kind: Kind) -> Record {
     };
     ctx.failovers.hold.begin();
     let outcome = promote_one(ctx, cfg, &old, &mut record).await;
+    // Writes go on as soon as the new primary is published; the other
+    // replicas are repointed after (STOP SLAVE may wait on a hung source).
     ctx.failovers.hold.end();
     ctx.failovers.ended_now();
     match outcome {
-        Ok(()) => {
+        Ok(chosen) => {
             record.write_outage = Some(started.elapsed());
             record.outcome = "ok".into();
             tracing::warn!(from = %record.from, to = ?record.to, outage_ms = started.elapsed().as_millis() as u64, "failover done");
+            repoint_others(&topo.backends, cfg, &chosen, old.runtime.id).await;
         }
         Err(why) => {
             tracing::error!(from = %record.from, %why, "failover aborted; writes stay refused");
@@ -192,12 +202,13 @@ pub async fn failover(ctx: &Context, cfg: &Config, kind: Kind) -> Record {
     record
 }
 
+/// Chooses, catches up, promotes and publishes; returns the promoted one.
 async fn promote_one(
     ctx: &Context,
     cfg: &Config,
     old: &BackendEntry,
     record: &mut Record,
-) -> Result<(), String> {
+) -> Result<Candidate, String> {
     let topo = ctx.topology.load_full();
     let candidates: Vec<Candidate> = replicas(&topo.backends)
         .filter(|r| r.state != BackendState::Down)
@@ -219,21 +230,39 @@ async fn promote_one(
     // It applies what it received from the old primary first.
     if let Some(received) = &chosen.received {
         let wait = Duration::from_millis(cfg.failover_timeout_ms);
+        let t = Instant::now();
         caught_up(&mut conn, &creds, received, wait).await?;
+        tracing::debug!(replica = %chosen.address, ms = t.elapsed().as_millis() as u64, "relay log applied");
     }
-    let promote = sql::promote(chosen.flavor);
+    let t = Instant::now();
+    let promote = sql::take_writes(chosen.flavor);
     let statements: Vec<&str> = promote.sql().collect();
     step(conn.execute(&creds, &statements))
         .await
         .map_err(|e| format!("promoting {}: {e}", chosen.address))?;
+    tracing::debug!(replica = %chosen.address, ms = t.elapsed().as_millis() as u64, "promoted");
     record.position = step(conn.value(&creds, position_sql(chosen.flavor)))
         .await
         .ok()
         .flatten();
-    conn.close().await;
     publish(ctx, old.runtime.id, chosen.id, OldPrimary::Failed);
-    repoint_others(&topo.backends, cfg, chosen, old.runtime.id).await;
-    Ok(())
+    // Its replication configuration goes once writes flow (STOP SLAVE may
+    // wait on a receiver blocked on a hung old primary).
+    let forget: Vec<String> = sql::forget_source(chosen.flavor)
+        .sql()
+        .map(String::from)
+        .collect();
+    let address = chosen.address.clone();
+    tokio::spawn(async move {
+        let statements: Vec<&str> = forget.iter().map(String::as_str).collect();
+        let forgotten =
+            tokio::time::timeout(STEP_TIMEOUT * 4, conn.execute(&creds, &statements)).await;
+        if !matches!(forgotten, Ok(Ok(()))) {
+            tracing::error!(primary = %address, "could not remove the new primary's replication configuration");
+        }
+        conn.close().await;
+    });
+    Ok(chosen.clone())
 }
 
 pub(super) fn candidate_of(r: &BackendEntry, p: &ProbeResult) -> Candidate {
@@ -415,6 +444,40 @@ pub(super) async fn repoint_others(
             Err(e) => {
                 tracing::error!(replica = %r.addr(), primary = %chosen.address, error = %e, "could not repoint replica")
             }
+        }
+    }
+}
+
+/// With `failover = auto`, a replica gets the heartbeat period Gantry
+/// needs to tell a silent primary from a quiet one (this restarts its
+/// replication threads once).
+pub(crate) async fn keep_heartbeat(
+    cfg: &Config,
+    prober: &mut Prober,
+    creds: &Credentials,
+    probe: &ProbeResult,
+    addr: &str,
+) {
+    if cfg.failover != FailoverMode::Auto || cfg.replica_heartbeat_ms == 0 {
+        return;
+    }
+    let (Some(status), Some(period)) = (probe.replication.as_ref(), probe.heartbeat_period) else {
+        return;
+    };
+    let want = Duration::from_millis(cfg.replica_heartbeat_ms);
+    if (period - want.as_secs_f64()).abs() < 0.001 || !status.io_ok() {
+        return;
+    }
+    let Ok(statements) = sql::heartbeat(probe.flavor, want) else {
+        return;
+    };
+    let statements: Vec<&str> = statements.sql().collect();
+    match step(prober.execute(creds, &statements)).await {
+        Ok(()) => {
+            tracing::info!(replica = %addr, period_ms = cfg.replica_heartbeat_ms, "replica heartbeat period set")
+        }
+        Err(e) => {
+            tracing::warn!(replica = %addr, error = %e, "could not set the replica heartbeat period")
         }
     }
 }

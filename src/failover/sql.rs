@@ -100,6 +100,32 @@ impl fmt::Debug for Statements {
 
 /// Turns a replica into a writable primary: replication stopped and
 /// forgotten (so a restart does not resume it), then writes allowed.
+/// The first half of a promotion, which never waits on the old primary:
+/// the applier stops (nothing more from the old source is applied) and the
+/// server takes writes. The receiver may still hang on a hung source —
+/// it only fills the relay log — until [`forget_source`].
+pub fn take_writes(flavor: Flavor) -> Statements {
+    match flavor {
+        Flavor::MariaDb => {
+            Statements::plain(&["STOP SLAVE SQL_THREAD", "SET GLOBAL read_only = 0"])
+        }
+        Flavor::MySql => Statements::plain(&[
+            "STOP REPLICA SQL_THREAD",
+            "SET GLOBAL super_read_only = 0, read_only = 0",
+        ]),
+    }
+}
+
+/// The second half: the replication threads stop (STOP SLAVE may wait a
+/// couple of seconds for a receiver blocked on a hung source) and the
+/// replication configuration is removed.
+pub fn forget_source(flavor: Flavor) -> Statements {
+    match flavor {
+        Flavor::MariaDb => Statements::plain(&["STOP SLAVE", "RESET SLAVE ALL"]),
+        Flavor::MySql => Statements::plain(&["STOP REPLICA", "RESET REPLICA ALL"]),
+    }
+}
+
 pub fn promote(flavor: Flavor) -> Statements {
     match flavor {
         Flavor::MariaDb => {
@@ -494,5 +520,28 @@ mod tests {
             "STOP REPLICA; RESET REPLICA ALL; SET GLOBAL super_read_only = 0, read_only = 0"
         );
         assert!(NORMAL_ESCAPES.contains("NO_BACKSLASH_ESCAPES"));
+    }
+
+    #[test]
+    fn a_promotion_in_two_halves_never_names_slave_on_mysql() {
+        assert_eq!(
+            take_writes(Flavor::MariaDb).to_string(),
+            "STOP SLAVE SQL_THREAD; SET GLOBAL read_only = 0"
+        );
+        assert_eq!(
+            forget_source(Flavor::MariaDb).to_string(),
+            "STOP SLAVE; RESET SLAVE ALL"
+        );
+        assert_eq!(
+            take_writes(Flavor::MySql).to_string(),
+            "STOP REPLICA SQL_THREAD; SET GLOBAL super_read_only = 0, read_only = 0"
+        );
+        assert_eq!(
+            forget_source(Flavor::MySql).to_string(),
+            "STOP REPLICA; RESET REPLICA ALL"
+        );
+        for s in [take_writes(Flavor::MySql), forget_source(Flavor::MySql)] {
+            assert!(!s.to_string().contains("SLAVE") && !s.to_string().contains("MASTER"));
+        }
     }
 }

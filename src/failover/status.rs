@@ -88,6 +88,9 @@ pub struct Failovers {
     /// The last successful probe of each reachable backend (by runtime
     /// id), from the health tasks: what a failover decides from.
     probes: Mutex<HashMap<u64, ProbeResult>>,
+    /// When each replica last showed it received something (a heartbeat
+    /// or an event), by runtime id.
+    activity: Mutex<HashMap<u64, Instant>>,
 }
 
 /// Past failovers kept for the admin table.
@@ -98,12 +101,33 @@ impl Failovers {
         let mut probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
         match probe {
             Some(p) => {
+                let received = |p: &ProbeResult| {
+                    let pos = p.replication.as_ref().and_then(|r| r.received_gtid.clone());
+                    (p.heartbeats, pos)
+                };
+                let moved = probes
+                    .get(&id)
+                    .is_none_or(|before| received(before) != received(p));
+                if moved {
+                    let mut activity = self.activity.lock().unwrap_or_else(|e| e.into_inner());
+                    activity.insert(id, Instant::now());
+                }
                 probes.insert(id, p.clone());
             }
             None => {
                 probes.remove(&id);
             }
         }
+    }
+
+    /// How long a replica has received nothing from its source, when its
+    /// heartbeats are counted (else nothing can be said).
+    pub fn silent_for(&self, id: u64) -> Option<Duration> {
+        let probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+        probes.get(&id)?.heartbeats?;
+        drop(probes);
+        let activity = self.activity.lock().unwrap_or_else(|e| e.into_inner());
+        activity.get(&id).map(|t| t.elapsed())
     }
 
     /// The last probe of a backend that answered its last probe.

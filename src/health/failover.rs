@@ -57,6 +57,8 @@ mod tests {
             replication_error: None,
             replica_hosts: None,
             max_allowed_packet: None,
+            heartbeats: None,
+            heartbeat_period: None,
         }
     }
 

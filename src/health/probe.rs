@@ -70,6 +70,10 @@ pub struct ProbeResult {
     pub replica_hosts: Option<Vec<ReplicaHost>>,
     /// `@@global.max_allowed_packet`: what new connections may send.
     pub max_allowed_packet: Option<usize>,
+    /// A replica's heartbeats received from its source so far, and the
+    /// period it asked for (seconds), when the server says.
+    pub heartbeats: Option<u64>,
+    pub heartbeat_period: Option<f64>,
 }
 
 /// Monitor credentials, read from the config before each probe.
@@ -247,6 +251,11 @@ impl Prober {
             Err(ProbeError::Query(mysql_async::Error::Server(e))) => (None, Some(e.message)),
             Err(e) => return Err(e),
         };
+        let (heartbeats, heartbeat_period) = if replication.is_some() {
+            heartbeat_counters(&mut o.conn, o.flavor).await
+        } else {
+            (None, None)
+        };
         let replica_hosts = if want_hosts {
             let sql = if o.modern {
                 "SHOW REPLICAS"
@@ -276,7 +285,35 @@ impl Prober {
             replication_error,
             replica_hosts,
             max_allowed_packet,
+            heartbeats,
+            heartbeat_period,
         })
+    }
+}
+
+/// Heartbeats a replica received, and its heartbeat period; unknown when
+/// the server will not say (then silence is not judged).
+async fn heartbeat_counters(conn: &mut Conn, flavor: Flavor) -> (Option<u64>, Option<f64>) {
+    let sql = match flavor {
+        Flavor::MariaDb => {
+            "SELECT (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+             WHERE VARIABLE_NAME = 'SLAVE_RECEIVED_HEARTBEATS'), \
+             (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+             WHERE VARIABLE_NAME = 'SLAVE_HEARTBEAT_PERIOD')"
+        }
+        Flavor::MySql => {
+            "SELECT (SELECT COUNT_RECEIVED_HEARTBEATS FROM \
+             performance_schema.replication_connection_status LIMIT 1), \
+             (SELECT HEARTBEAT_INTERVAL FROM \
+             performance_schema.replication_connection_configuration LIMIT 1)"
+        }
+    };
+    match first_row(conn, sql).await {
+        Ok(row) => (
+            text(&row, 0).and_then(|s| s.trim().parse().ok()),
+            text(&row, 1).and_then(|s| s.trim().parse().ok()),
+        ),
+        Err(_) => (None, None),
     }
 }
 

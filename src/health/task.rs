@@ -130,6 +130,16 @@ impl Backend {
             }
             Ok(p) => {
                 self.ctx.failovers.note_probe(self.runtime.id, Some(&p));
+                if role == Role::Replica {
+                    crate::failover::run::keep_heartbeat(
+                        cfg,
+                        &mut self.prober,
+                        &creds,
+                        &p,
+                        &self.runtime.addr,
+                    )
+                    .await;
+                }
                 self.runtime.position.store(p.gtid.clone().map(Arc::new));
                 if let Some(max) = p.max_allowed_packet {
                     self.runtime.set_max_packet(max);
