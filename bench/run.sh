@@ -116,27 +116,8 @@ done
 
 # ------------------------------------------------------------- helpers --
 
-# A free TCP port on 127.0.0.1, below the ephemeral range (so the 10,000
-# client connections of the scale test cannot take it) and not yet handed out.
-declare -A TAKEN=()
-free_port() {
-    local p i
-    for ((i = 0; i < 500; i++)); do
-        p=$((20000 + RANDOM % 12000))
-        [[ -n ${TAKEN[$p]:-} ]] && continue
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            TAKEN[$p]=1
-            echo "$p"
-            return 0
-        fi
-    done
-    die "no free port found"
-}
-
-MARIADB="$(command -v mariadb || command -v mysql || true)"
-sql_at() {   # PORT USER PASSWORD SQL
-    "$MARIADB" --no-defaults -h127.0.0.1 -P"$1" -u"$2" -p"$3" --connect-timeout=5 -N -B -e "$4"
-}
+# free_port, sql_at, stop_pid.
+source "$ROOT/bench/lib.sh"
 
 # utime + stime of PID in clock ticks.
 cpu_ticks() {

@@ -72,25 +72,7 @@ done
 log() { echo "soak: $*" >&2; }
 die() { echo "soak: error: $*" >&2; exit 1; }
 
-declare -A TAKEN=()
-free_port() {
-    local p i
-    for ((i = 0; i < 500; i++)); do
-        p=$((20000 + RANDOM % 12000))
-        [[ -n ${TAKEN[$p]:-} ]] && continue
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            TAKEN[$p]=1
-            echo "$p"
-            return 0
-        fi
-    done
-    die "no free port found"
-}
-
-MARIADB="$(command -v mariadb || command -v mysql || true)"
-sql_at() {   # PORT USER PASSWORD SQL
-    "$MARIADB" --no-defaults -h127.0.0.1 -P"$1" -u"$2" -p"$3" --connect-timeout=5 -N -B -e "$4"
-}
+source "$ROOT/bench/lib.sh"
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # ------------------------------------------------------------ lifecycle --
@@ -99,17 +81,6 @@ mkdir -p "$WORK"
 WORK="$(cd "$WORK" && pwd -P)"
 TOPO="$WORK/topo"
 GANTRY_PID="" SB_PID="" CHURN_PID="" LAUNCHER_PID=""
-stop_pid() {   # PID: TERM, then KILL after 5 s
-    local pid="$1" i
-    [[ -n $pid ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local rc=$?
     stop_pid "$CHURN_PID"

@@ -22,6 +22,7 @@ struct Families {
     backend_gauges: IntGaugeVec,
     causal: IntCounterVec,
     events: IntCounterVec,
+    failovers: IntCounterVec,
 }
 
 fn families() -> Result<Families, prometheus::Error> {
@@ -50,7 +51,14 @@ fn families() -> Result<Families, prometheus::Error> {
         Opts::new("health_events_total", "Health loop events"),
         &["kind"],
     )?;
-    for c in [&counters, &backend_counters, &causal, &events] {
+    let failovers = IntCounterVec::new(
+        Opts::new(
+            "failovers_total",
+            "Failovers and switchovers, by kind and outcome",
+        ),
+        &["kind", "outcome"],
+    )?;
+    for c in [&counters, &backend_counters, &causal, &events, &failovers] {
         registry.register(Box::new(c.clone()))?;
     }
     for g in [&gauges, &backend_gauges] {
@@ -64,6 +72,7 @@ fn families() -> Result<Families, prometheus::Error> {
         backend_gauges,
         causal,
         events,
+        failovers,
     })
 }
 
@@ -143,8 +152,12 @@ pub fn render(ctx: &Context) -> String {
         ("role", EventKind::Role),
         ("server_changed", EventKind::ServerChanged),
         ("discovered", EventKind::Discovered),
+        ("failover", EventKind::Failover),
     ] {
         set_counter(&f.events, &[name], events::count(kind));
+    }
+    for (kind, outcome, n) in ctx.failovers.counts() {
+        set_counter(&f.failovers, &[kind, outcome], n);
     }
     let mut out = Vec::new();
     if TextEncoder::new()

@@ -450,11 +450,28 @@ async fn two_servers_the_replica_takes_over_and_the_old_primary_rejoins() {
     let replica = t.server("replica1");
     let mut args = auto_args();
     let replica_addr = replica.addr();
+    // The operator's scripts hear of it, with Sentinel's arguments.
+    let dir = std::env::temp_dir().join(unique_name("gantry-reconfig"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let reconfig = dir.join("reconfig.sh");
+    let said = dir.join("said");
+    std::fs::write(
+        &reconfig,
+        format!("#!/bin/sh\necho \"$*\" >> {}\n", said.display()),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", reconfig.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let reconfig_arg = reconfig.to_str().unwrap().to_string();
     args.extend([
         "--proxy-read-only-backend-addresses",
         &replica_addr,
         "--auto-discover-replicas",
         "false",
+        "--client-reconfig-script",
+        &reconfig_arg,
     ]);
     let g = Gantry::start(&t, &args);
     let table = unique_name("pair");
@@ -483,6 +500,14 @@ async fn two_servers_the_replica_takes_over_and_the_old_primary_rejoins() {
         replica.sql(&format!("SELECT COUNT(*) FROM test.{table}")),
         "2"
     );
+    let expected = format!(
+        "gantry leader failover-end 127.0.0.1 {} 127.0.0.1 {}",
+        primary.port, replica.port
+    );
+    wait_until(Duration::from_secs(10), "client-reconfig-script ran", || {
+        std::fs::read_to_string(&said).is_ok_and(|s| s.trim() == expected)
+    });
+    let _ = std::fs::remove_dir_all(&dir);
 
     primary.start();
     wait_until(Duration::from_secs(20), "the old primary rejoined", || {

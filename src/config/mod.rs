@@ -117,6 +117,7 @@ const OPTIONS: &[OptSpec] = &[
     opt("replica-heartbeat-ms", int(0, HOUR_MS), "500", "failover = auto: the heartbeat period Gantry sets on replicas (MASTER_HEARTBEAT_PERIOD), so that a silent primary is noticed; 0 = leave it as configured"),
     opt("primary-failure-timeout-ms", int(100, HOUR_MS), "2000", "failover = auto: a replica that received nothing (no event, no heartbeat) for this long confirms the primary failed (ms)"),
     opt("notification-script", Kind::Str, "(none)", "Program run on topology changes (failover, backend up/down); empty = none"),
+    opt("client-reconfig-script", Kind::Str, "(none)", "Program run after Gantry moved the primary, with Sentinel's arguments: <name> <role> <state> <from-ip> <from-port> <to-ip> <to-port>; empty = none"),
     opt("consistency", Kind::Str, "read-your-writes", "Read consistency: eventual|read-your-writes|global"),
     opt("causal-read-timeout-ms", int(0, HOUR_MS), "1000", "How long a read waits for a replica to catch up before going to the primary (ms)"),
     opt("user-consistency", Kind::List, "(none)", "Per-user read consistency, user:mode (overrides consistency for that user)"),
@@ -290,6 +291,7 @@ pub struct Config {
     pub replica_heartbeat_ms: u64,
     pub primary_failure_timeout_ms: u64,
     pub notification_script: Option<PathBuf>,
+    pub client_reconfig_script: Option<PathBuf>,
     pub consistency: Consistency,
     /// `user-consistency`: per-user overrides of `consistency`.
     pub user_consistency: Vec<(String, Consistency)>,
@@ -361,6 +363,7 @@ impl fmt::Debug for Config {
                 &self.primary_failure_timeout_ms,
             )
             .field("notification_script", &self.notification_script)
+            .field("client_reconfig_script", &self.client_reconfig_script)
             .field("consistency", &self.consistency)
             .field("user_consistency", &self.user_consistency)
             .field("causal_read_timeout_ms", &self.causal_read_timeout_ms)
@@ -462,6 +465,13 @@ impl Config {
             (
                 "notification-script",
                 self.notification_script
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                "client-reconfig-script",
+                self.client_reconfig_script
                     .as_ref()
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
@@ -960,6 +970,7 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
     let replica_heartbeat_ms = v.int("replica-heartbeat-ms", 500)?;
     let primary_failure_timeout_ms = v.int("primary-failure-timeout-ms", 2000)?;
     let notification_script = v.string("notification-script")?.map(PathBuf::from);
+    let client_reconfig_script = v.string("client-reconfig-script")?.map(PathBuf::from);
 
     let consistency = match v.string("consistency")? {
         None => Consistency::default(),
@@ -1031,6 +1042,7 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
         replica_heartbeat_ms,
         primary_failure_timeout_ms,
         notification_script,
+        client_reconfig_script,
         consistency,
         user_consistency,
         causal_read_timeout_ms,

@@ -11,10 +11,11 @@
 //! the new primary's, and the same seq_no written by another server_id (both
 //! wrote transaction n independently). What cannot: an errant transaction
 //! *below* the new primary's seq_no, e.g. the old primary wrote 0-1-10 while
-//! the new one wrote 0-2-10 and went on to 0-2-15. The server itself catches
-//! that one when the old primary connects: the new primary refuses to start
-//! from a GTID not in its binlog (error 1236), which leaves the old primary
-//! not replicating, and the health loop reports it.
+//! the new one wrote 0-2-10 and went on to 0-2-15. So on MariaDB Gantry
+//! compares `gtid_binlog_state` instead ([`check_binlog_states`]): the last
+//! seq_no of every (domain, server_id) pair ever written to the binlog. The
+//! old primary's own last transaction must be there on the new primary
+//! (replicated with its server_id), else the new primary lacks it.
 
 use std::fmt;
 
@@ -68,9 +69,63 @@ pub fn check(old_primary: &Gtid, new_primary: &Gtid) -> Rejoin {
     }
 }
 
+/// MariaDB: every (domain, server_id) of the old primary's
+/// `gtid_binlog_state` must be on the new primary with at least its
+/// seq_no; the ones that are not are errant.
+pub fn check_binlog_states(old_primary: &str, new_primary: &str) -> Rejoin {
+    let parse = |s: &str| -> Vec<(u32, u32, u64)> {
+        s.split(',')
+            .filter_map(|g| {
+                let mut p = g.trim().splitn(3, '-');
+                Some((
+                    p.next()?.parse().ok()?,
+                    p.next()?.parse().ok()?,
+                    p.next()?.parse().ok()?,
+                ))
+            })
+            .collect()
+    };
+    let new = parse(new_primary);
+    let errant: Vec<String> = parse(old_primary)
+        .into_iter()
+        .filter(|&(d, srv, seq)| {
+            !new.iter()
+                .any(|&(nd, ns, nseq)| nd == d && ns == srv && nseq >= seq)
+        })
+        .map(|(d, srv, seq)| format!("{d}-{srv}-{seq}"))
+        .collect();
+    if errant.is_empty() {
+        Rejoin::Rejoin
+    } else {
+        Rejoin::Diverged {
+            errant: errant.join(","),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binlog_states_catch_an_errant_transaction_below_the_new_seq() {
+        // The old primary (server 1) wrote 0-1-10; the new one had 0-1-9
+        // from it, then wrote 0-2-10..15 itself.
+        assert_eq!(
+            check_binlog_states("0-1-10", "0-1-9,0-2-15"),
+            Rejoin::Diverged {
+                errant: "0-1-10".into()
+            }
+        );
+        assert_eq!(check_binlog_states("0-1-9", "0-1-9,0-2-15"), Rejoin::Rejoin);
+        // Rejoined before: its state holds the others' transactions too.
+        assert_eq!(
+            check_binlog_states("0-1-9,0-2-15", "0-2-20,0-1-9,0-3-4"),
+            Rejoin::Rejoin
+        );
+        assert_eq!(check_binlog_states("", "0-2-20"), Rejoin::Rejoin);
+        assert!(!check_binlog_states("1-1-3,0-1-9", "0-1-9").may_rejoin());
+    }
     use crate::gtid::{GtidSet, MariaPos};
 
     const A: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";

@@ -24,6 +24,9 @@ use crate::health::probe::{split_host_port, Credentials, Flavor, ProbeResult, Pr
 const TICK: Duration = Duration::from_millis(50);
 /// Bound of each command sent to a server during a failover.
 const STEP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Repointing a replica: its STOP SLAVE waits for a receiver that may be
+/// stuck on a dead or hung source.
+const REPOINT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) async fn coordinate(ctx: Arc<Context>) {
     // The primary judged down, and since when (by runtime id).
@@ -192,7 +195,16 @@ pub async fn failover(ctx: &Context, cfg: &Config, kind: Kind) -> Record {
             record.write_outage = Some(started.elapsed());
             record.outcome = "ok".into();
             tracing::warn!(from = %record.from, to = ?record.to, outage_ms = started.elapsed().as_millis() as u64, "failover done");
-            repoint_others(&topo.backends, cfg, &chosen, old.runtime.id).await;
+            announce(cfg, &record);
+            // In the background: a replica's STOP SLAVE may wait on its
+            // dead source, and the coordinator must stay free to notice
+            // the next failure.
+            let backends = topo.backends.clone();
+            let cfg = cfg.clone();
+            let old_id = old.runtime.id;
+            tokio::spawn(async move {
+                repoint_others(&backends, &cfg, &chosen, old_id).await;
+            });
         }
         Err(why) => {
             tracing::error!(from = %record.from, %why, "failover aborted; writes stay refused");
@@ -210,7 +222,7 @@ async fn promote_one(
     record: &mut Record,
 ) -> Result<Candidate, String> {
     let topo = ctx.topology.load_full();
-    let candidates: Vec<Candidate> = replicas(&topo.backends)
+    let mut candidates: Vec<Candidate> = replicas(&topo.backends)
         .filter(|r| r.state != BackendState::Down)
         .filter_map(|r| {
             ctx.failovers
@@ -218,6 +230,10 @@ async fn promote_one(
                 .map(|p| candidate_of(r, &p))
         })
         .collect();
+    let creds = monitor(cfg);
+    for c in &mut candidates {
+        refresh_positions(c, &creds).await;
+    }
     let max_lag = match cfg.failover_max_lag {
         0 => Duration::MAX,
         s => Duration::from_secs(s),
@@ -225,15 +241,12 @@ async fn promote_one(
     let choice = candidate::choose(&candidates, max_lag).map_err(|e| e.to_string())?;
     let chosen = choice.chosen;
     record.to = Some(chosen.address.clone());
-    let creds = monitor(cfg);
     let mut conn = Prober::new(chosen.address.clone());
     // It applies what it received from the old primary first.
-    if let Some(received) = &chosen.received {
-        let wait = Duration::from_millis(cfg.failover_timeout_ms);
-        let t = Instant::now();
-        caught_up(&mut conn, &creds, received, wait).await?;
-        tracing::debug!(replica = %chosen.address, ms = t.elapsed().as_millis() as u64, "relay log applied");
-    }
+    let wait = Duration::from_millis(cfg.failover_timeout_ms);
+    let t = Instant::now();
+    relay_log_applied(&mut conn, &creds, wait).await?;
+    tracing::debug!(replica = %chosen.address, ms = t.elapsed().as_millis() as u64, "relay log applied");
     let t = Instant::now();
     let promote = sql::take_writes(chosen.flavor);
     let statements: Vec<&str> = promote.sql().collect();
@@ -265,6 +278,30 @@ async fn promote_one(
     Ok(chosen.clone())
 }
 
+/// Positions read now rather than at the last probe: with the source
+/// gone, what each replica received is final, and probes taken at
+/// different moments would favour whichever was probed last (maybe one
+/// with a long relay log still to apply).
+async fn refresh_positions(c: &mut Candidate, creds: &Credentials) {
+    let mut conn = Prober::new(c.address.clone());
+    let quick = Duration::from_secs(1);
+    if let Ok(Ok(Some(status))) = tokio::time::timeout(quick, conn.replica_status(creds)).await {
+        let parse = |s: &str| match c.flavor {
+            Flavor::MariaDb => Gtid::MariaDb(MariaPos::parse(s)),
+            Flavor::MySql => Gtid::MySql(GtidSet::parse(s)),
+        };
+        if let Some(received) = status.received_gtid.as_deref() {
+            c.received = Some(parse(received));
+        }
+        if let Ok(Ok(Some(applied))) =
+            tokio::time::timeout(quick, conn.value(creds, position_sql(c.flavor))).await
+        {
+            c.applied = Some(parse(&applied));
+        }
+    }
+    conn.close().await;
+}
+
 pub(super) fn candidate_of(r: &BackendEntry, p: &ProbeResult) -> Candidate {
     let status = p.replication.as_ref();
     let parse = |s: &str| match p.flavor {
@@ -276,11 +313,19 @@ pub(super) fn candidate_of(r: &BackendEntry, p: &ProbeResult) -> Candidate {
         address: r.addr().to_string(),
         flavor: p.flavor,
         no_promotion: false,
-        // The IO thread's error is expected (its primary died); the SQL
-        // thread's is not.
+        // The IO thread's error is expected (its primary died), unless the
+        // source refused it before; the SQL thread's is not.
         replication_error: status
-            .map(|s| s.last_sql_error.clone())
-            .filter(|e| !e.is_empty())
+            .and_then(|s| {
+                if !s.last_sql_error.is_empty() {
+                    Some(s.last_sql_error.clone())
+                } else if s.last_io_error.contains("fatal error 1236") {
+                    // Its source refused it: it was not replicating.
+                    Some(s.last_io_error.clone())
+                } else {
+                    None
+                }
+            })
             .or_else(|| p.replication_error.clone()),
         lag: r.lag.map(Duration::from_secs),
         received: status.and_then(|s| s.received_gtid.as_deref()).map(parse),
@@ -301,6 +346,29 @@ pub(super) fn position_sql(flavor: Flavor) -> &'static str {
     match flavor {
         Flavor::MariaDb => "SELECT @@gtid_current_pos",
         Flavor::MySql => "SELECT @@gtid_executed",
+    }
+}
+
+/// Waits until the replica executed everything it received (its source
+/// is gone: nothing more will come), at most `wait`.
+async fn relay_log_applied(conn: &mut Prober, creds: &Credentials, wait: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match step(conn.replica_status(creds)).await? {
+            None => return Ok(()),
+            Some(s) if s.relay_log_applied() => return Ok(()),
+            Some(s) if !s.sql_ok() => {
+                return Err(format!("the chosen replica's SQL thread is stopped: {}", s.last_sql_error))
+            }
+            Some(_) => {}
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the chosen replica did not apply its relay log within failover-timeout-ms ({} ms)",
+                wait.as_millis()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -396,6 +464,45 @@ pub(super) fn publish(ctx: &Context, old: u64, chosen: u64, fate: OldPrimary) {
     }
 }
 
+/// Tells the operator's scripts that the primary moved: the
+/// `notification-script` gets a `failover` event, the
+/// `client-reconfig-script` Sentinel's arguments.
+pub(super) fn announce(cfg: &Config, record: &Record) {
+    let to = record.to.clone().unwrap_or_default();
+    crate::health::events::emit(
+        crate::health::events::Event {
+            kind: crate::health::events::EventKind::Failover,
+            backend: to.clone(),
+            old: record.from.clone(),
+            new: to.clone(),
+            reason: format!("{} {}", record.kind.as_str(), record.outcome),
+        },
+        cfg.notification_script.clone(),
+    );
+    let Some(script) = cfg.client_reconfig_script.clone() else {
+        return;
+    };
+    let (Some((from_ip, from_port)), Some((to_ip, to_port))) =
+        (split_host_port(&record.from), split_host_port(&to))
+    else {
+        return;
+    };
+    let state = match record.kind {
+        Kind::Switchover => "switchover-end",
+        _ => "failover-end",
+    };
+    let args = [
+        "gantry",
+        "leader",
+        state,
+        &from_ip,
+        &from_port.to_string(),
+        &to_ip,
+        &to_port.to_string(),
+    ];
+    crate::health::events::reconfigure_clients(script, args.map(String::from).to_vec());
+}
+
 /// `statements` after the one that makes their string escapes mean what
 /// the builders meant.
 pub(super) fn with_escapes(statements: &sql::Statements) -> Vec<&str> {
@@ -435,7 +542,13 @@ pub(super) async fn repoint_others(
             }
         };
         let mut conn = Prober::new(r.addr().to_string());
-        let sent = step(conn.execute(&creds, &with_escapes(&statements))).await;
+        let sent = tokio::time::timeout(
+            REPOINT_TIMEOUT,
+            conn.execute(&creds, &with_escapes(&statements)),
+        )
+        .await
+        .map_err(|_| format!("no answer within {REPOINT_TIMEOUT:?}"))
+        .and_then(|r| r.map_err(|e| e.to_string()));
         conn.close().await;
         match sent {
             Ok(()) => {
@@ -534,11 +647,31 @@ pub(crate) async fn fence_and_rejoin(
         }
         return;
     }
-    let (Some(mine), Some(theirs)) = (probe.gtid.as_ref(), primary.runtime.position.load_full())
-    else {
-        return;
+    let verdict = match probe.flavor {
+        // Positions keep one GTID per domain: the binlog states tell more.
+        Flavor::MariaDb => {
+            const STATE: &str = "SELECT @@gtid_binlog_state";
+            let mine = step(prober.value(creds, STATE)).await;
+            let mut other = Prober::new(primary.addr().to_string());
+            let theirs = step(other.value(creds, STATE)).await;
+            other.close().await;
+            match (mine, theirs) {
+                (Ok(m), Ok(t)) => rejoin::check_binlog_states(
+                    m.as_deref().unwrap_or(""),
+                    t.as_deref().unwrap_or(""),
+                ),
+                _ => return,
+            }
+        }
+        Flavor::MySql => {
+            let (Some(mine), Some(theirs)) =
+                (probe.gtid.as_ref(), primary.runtime.position.load_full())
+            else {
+                return;
+            };
+            rejoin::check(mine, &theirs)
+        }
     };
-    let verdict = rejoin::check(mine, &theirs);
     if !verdict.may_rejoin() {
         let reason = format!("diverged: {verdict}");
         if me.reason != reason {

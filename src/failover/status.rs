@@ -3,7 +3,7 @@
 //! automatic failover was suspended by one that failed.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
@@ -91,7 +91,12 @@ pub struct Failovers {
     /// When each replica last showed it received something (a heartbeat
     /// or an event), by runtime id.
     activity: Mutex<HashMap<u64, Instant>>,
+    /// Failovers by kind (`Kind` order) and outcome (`OUTCOMES` order).
+    counts: [[AtomicU64; 3]; 3],
 }
+
+/// Outcomes counted for the metrics.
+pub const OUTCOMES: [&str; 3] = ["ok", "refused", "failed"];
 
 /// Past failovers kept for the admin table.
 const KEEP: usize = 100;
@@ -137,6 +142,14 @@ impl Failovers {
     }
 
     pub fn record(&self, r: Record) {
+        let outcome = if r.outcome == "ok" {
+            0
+        } else if r.outcome.starts_with("refused") {
+            1
+        } else {
+            2
+        };
+        self.counts[r.kind as usize][outcome].fetch_add(1, Ordering::Relaxed);
         let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
         if records.len() == KEEP {
             records.remove(0);
@@ -149,6 +162,18 @@ impl Failovers {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// (kind, outcome, count) of every pair, for the metrics.
+    pub fn counts(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut out = Vec::new();
+        for kind in [Kind::Auto, Kind::Manual, Kind::Switchover] {
+            for (i, outcome) in OUTCOMES.iter().enumerate() {
+                let n = self.counts[kind as usize][i].load(Ordering::Relaxed);
+                out.push((kind.as_str(), *outcome, n));
+            }
+        }
+        out
     }
 
     pub fn suspend(&self) {

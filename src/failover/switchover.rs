@@ -52,6 +52,7 @@ pub async fn switchover(ctx: &Context, cfg: &Config, to: Option<u64>) -> Record 
             record.write_outage = Some(started.elapsed());
             record.outcome = "ok".into();
             tracing::warn!(from = %record.from, to = ?record.to, pause_ms = started.elapsed().as_millis() as u64, "switchover done");
+            super::run::announce(cfg, &record);
         }
         Err(why) => {
             tracing::error!(from = %record.from, %why, "switchover aborted; the primary is unchanged");

@@ -18,14 +18,18 @@ pub enum EventKind {
     ServerChanged,
     /// A replica found through the primary's replica list.
     Discovered,
+    /// Gantry promoted a replica (failover or switchover); `old` and `new`
+    /// are the old and new primary, `reason` the outcome.
+    Failover,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 4] = [
+    pub const ALL: [EventKind; 5] = [
         EventKind::State,
         EventKind::Role,
         EventKind::ServerChanged,
         EventKind::Discovered,
+        EventKind::Failover,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -34,6 +38,7 @@ impl EventKind {
             EventKind::Role => "role",
             EventKind::ServerChanged => "server-changed",
             EventKind::Discovered => "discovered",
+            EventKind::Failover => "failover",
         }
     }
 }
@@ -47,7 +52,8 @@ pub struct Event {
     pub reason: String,
 }
 
-static COUNTS: [AtomicU64; 4] = [
+static COUNTS: [AtomicU64; 5] = [
+    AtomicU64::new(0),
     AtomicU64::new(0),
     AtomicU64::new(0),
     AtomicU64::new(0),
@@ -67,8 +73,8 @@ pub fn count(kind: EventKind) -> u64 {
 
 pub fn emit(ev: Event, script: Option<PathBuf>) {
     COUNTS[ev.kind as usize].fetch_add(1, Ordering::Relaxed);
-    let worse =
-        matches!(ev.new.as_str(), "down" | "lagging") || ev.kind == EventKind::ServerChanged;
+    let worse = matches!(ev.new.as_str(), "down" | "lagging")
+        || matches!(ev.kind, EventKind::ServerChanged | EventKind::Failover);
     if worse {
         tracing::warn!(event = ev.kind.as_str(), backend = %ev.backend, old = %ev.old, new = %ev.new, reason = %ev.reason, "backend health changed");
     } else {
@@ -91,10 +97,30 @@ fn notify(path: PathBuf, ev: Event) {
     });
 }
 
+/// Runs `client-reconfig-script` with Sentinel's arguments (`<name> <role>
+/// <state> <from-ip> <from-port> <to-ip> <to-port>`), bounded like the
+/// notification script, never waited for by the caller.
+pub fn reconfigure_clients(path: PathBuf, args: Vec<String>) {
+    if RUNNING.fetch_add(1, Ordering::AcqRel) >= MAX_SCRIPTS {
+        RUNNING.fetch_sub(1, Ordering::AcqRel);
+        tracing::warn!(script = %path.display(), "client-reconfig-script dropped: too many scripts still running");
+        return;
+    }
+    tokio::spawn(async move {
+        run_command(&path, &args, "").await;
+        RUNNING.fetch_sub(1, Ordering::AcqRel);
+    });
+}
+
 async fn run_script(path: &std::path::Path, ev: &Event) {
+    let args = [ev.kind.as_str(), &ev.backend, &ev.old, &ev.new].map(String::from);
+    run_command(path, &args, &ev.reason).await;
+}
+
+async fn run_command(path: &std::path::Path, args: &[String], reason: &str) {
     let child = tokio::process::Command::new(path)
-        .args([ev.kind.as_str(), &ev.backend, &ev.old, &ev.new])
-        .env("GANTRY_REASON", &ev.reason)
+        .args(args)
+        .env("GANTRY_REASON", reason)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

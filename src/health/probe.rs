@@ -175,6 +175,26 @@ impl Prober {
         Ok(())
     }
 
+    /// `SHOW SLAVE STATUS` (`SHOW REPLICA STATUS`): `None` if the server
+    /// is no replica.
+    pub async fn replica_status(
+        &mut self,
+        creds: &Credentials,
+    ) -> Result<Option<ReplicaStatus>, ProbeError> {
+        let mut open = match self.open.take() {
+            Some(o) => o,
+            None => self.connect(creds).await?,
+        };
+        let sql = if open.modern {
+            "SHOW REPLICA STATUS"
+        } else {
+            "SHOW SLAVE STATUS"
+        };
+        let rows = rows(&mut open.conn, sql).await?;
+        self.open = Some(open);
+        Ok(rows.first().map(ReplicaStatus::from_row))
+    }
+
     /// The first column of the first row of `sql`, as text.
     pub async fn value(
         &mut self,

@@ -24,6 +24,12 @@ pub struct ReplicaStatus {
     /// MariaDB `Gtid_IO_Pos` or MySQL `Retrieved_Gtid_Set`: received.
     pub received_gtid: Option<String>,
     pub sql_delay: Option<u64>,
+    /// The source's binlog coordinates received and executed: equal once
+    /// the relay log is applied.
+    pub read_file: String,
+    pub read_pos: Option<u64>,
+    pub exec_file: String,
+    pub exec_pos: Option<u64>,
 }
 
 impl ReplicaStatus {
@@ -52,11 +58,20 @@ impl ReplicaStatus {
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty()),
             sql_delay: num(&["SQL_Delay"]),
+            read_file: text(&["Source_Log_File", "Master_Log_File"]),
+            read_pos: num(&["Read_Source_Log_Pos", "Read_Master_Log_Pos"]),
+            exec_file: text(&["Relay_Source_Log_File", "Relay_Master_Log_File"]),
+            exec_pos: num(&["Exec_Source_Log_Pos", "Exec_Master_Log_Pos"]),
         }
     }
 
     pub fn io_ok(&self) -> bool {
         self.io_running.eq_ignore_ascii_case("yes")
+    }
+
+    /// Everything received from the source has been executed.
+    pub fn relay_log_applied(&self) -> bool {
+        self.read_pos.is_some() && self.read_file == self.exec_file && self.read_pos == self.exec_pos
     }
 
     pub fn sql_ok(&self) -> bool {
@@ -284,5 +299,24 @@ Executed_Gtid_Set,Auto_Position,Replicate_Rewrite_DB,Channel_Name,Master_TLS_Ver
             ReplicaStatus::from_row(&Vec::new()),
             ReplicaStatus::default()
         );
+    }
+
+    #[test]
+    fn the_relay_log_is_applied_when_read_and_executed_coordinates_meet() {
+        let row = |read: &str, exec: &str, names: [&str; 4]| -> Row {
+            vec![
+                (names[0].into(), Some("bin.000002".into())),
+                (names[1].into(), Some(read.into())),
+                (names[2].into(), Some("bin.000002".into())),
+                (names[3].into(), Some(exec.into())),
+            ]
+        };
+        let maria = ["Master_Log_File", "Read_Master_Log_Pos", "Relay_Master_Log_File", "Exec_Master_Log_Pos"];
+        let mysql = ["Source_Log_File", "Read_Source_Log_Pos", "Relay_Source_Log_File", "Exec_Source_Log_Pos"];
+        for names in [maria, mysql] {
+            assert!(ReplicaStatus::from_row(&row("900", "900", names)).relay_log_applied());
+            assert!(!ReplicaStatus::from_row(&row("900", "400", names)).relay_log_applied());
+        }
+        assert!(!ReplicaStatus::default().relay_log_applied());
     }
 }
