@@ -151,13 +151,21 @@ for ((d = 1; d <= DRILLS; d++)); do
     done
     semi_sync "$port"
     sleep 1.5   # past failover-block-ms
+    # Each drill starts from a healthy topology: both replicas follow the
+    # primary and serve reads (a repointed replica's STOP SLAVE can take
+    # seconds while its receiver still waits on the dead primary).
+    deadline=$((SECONDS + 60))
+    until (($(backends | awk -F'\t' '$3 == "up" && $4 == "ro"' | wc -l) == 2)); do
+        ((SECONDS < deadline)) || die "drill $d: the replicas did not all follow the new primary within 60 s"
+        sleep 0.3
+    done
 done
 stop_pid "$WRITER_PID"; WRITER_PID=""
 
 final="$(primary_port)"
 acked_n="$(wc -l <"$ACKED")"
-sql_at "$final" admin admin_pw "SELECT id FROM test.$TABLE" | sort -n >"$WORK/present"
-lost="$(sort -n "$ACKED" | comm -23 - "$WORK/present" | wc -l)"
+sql_at "$final" admin admin_pw "SELECT id FROM test.$TABLE" | LC_ALL=C sort >"$WORK/present"
+lost="$(LC_ALL=C sort "$ACKED" | LC_ALL=C comm -23 - "$WORK/present" | wc -l)"
 sorted="$(printf '%s\n' "${OUTAGES[@]}" | sort -n)"
 median="$(echo "$sorted" | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : int((a[NR / 2] + a[NR / 2 + 1]) / 2) }')"
 max="$(echo "$sorted" | tail -n 1)"
