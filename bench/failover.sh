@@ -51,13 +51,8 @@ trap 'exit 130' INT TERM
 
 scripts/install-deps.sh
 [[ -n $MARIADB ]] || MARIADB="$(command -v mariadb || command -v mysql)"
-if [[ -z ${GANTRY_BIN:-} ]]; then
-    log "building gantry (release)"
-    cargo build --release --locked --bin gantry >&2
-    GANTRY_BIN="$ROOT/target/release/gantry"
-fi
-PYTHON="$(bash -c 'source drivers/lib.sh && drv_init pymysql && drv_venv pymysql-venv PyMySQL==1.1.1 >&2 && echo "$VENV/bin/python"')" \
-    || die "cannot set up the PyMySQL virtualenv"
+need_gantry
+need_pymysql
 
 declare -A PORT_OF NAME_AT
 for name in primary replica1 replica2; do

@@ -33,3 +33,18 @@ stop_pid() {   # PID: TERM, then KILL after 5 s
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
+
+# GANTRY_BIN: the given binary, or a release build of this checkout.
+need_gantry() {
+    if [[ -z ${GANTRY_BIN:-} ]]; then
+        log "building gantry (release)"
+        cargo build --release --locked --bin gantry >&2
+        GANTRY_BIN="$ROOT/target/release/gantry"
+    fi
+}
+
+# PYTHON: PyMySQL in the drivers' virtualenv (shared with drivers/pymysql/run.sh).
+need_pymysql() {
+    PYTHON="$(bash -c 'source drivers/lib.sh && drv_init pymysql && drv_venv pymysql-venv PyMySQL==1.1.1 >&2 && echo "$VENV/bin/python"')" \
+        || die "cannot set up the PyMySQL virtualenv"
+}

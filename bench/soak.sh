@@ -110,15 +110,9 @@ log "installing missing dependencies (MariaDB, sysbench) if any"
 scripts/install-deps.sh
 [[ -n $MARIADB ]] || MARIADB="$(command -v mariadb || command -v mysql)"
 
-if [[ -z ${GANTRY_BIN:-} ]]; then
-    log "building gantry (release)"
-    cargo build --release --locked --bin gantry >&2
-    GANTRY_BIN="$ROOT/target/release/gantry"
-fi
+need_gantry
 
-# PyMySQL in the drivers' virtualenv (shared with drivers/pymysql/run.sh).
-PYTHON="$(bash -c 'source drivers/lib.sh && drv_init pymysql && drv_venv pymysql-venv PyMySQL==1.1.1 >&2 && echo "$VENV/bin/python"')" \
-    || die "cannot set up the PyMySQL virtualenv"
+need_pymysql
 # (drv_init's EXIT trap removed only its own temp dir.)
 
 P_PRIMARY="$(free_port)" P_R1="$(free_port)" P_R2="$(free_port)"

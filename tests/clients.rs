@@ -106,27 +106,7 @@ fn mariadb_cli_interactive_session() {
 }
 
 fn sysbench(port: u16, args: &[&str]) -> String {
-    let out = Command::new("sysbench")
-        .args([
-            "--db-driver=mysql",
-            "--mysql-host=127.0.0.1",
-            &format!("--mysql-port={port}"),
-            "--mysql-user=app",
-            "--mysql-password=app_pw",
-            "--mysql-db=sbtest",
-            "--tables=2",
-            "--table-size=10000",
-        ])
-        .args(args)
-        .output()
-        .expect("sysbench is installed (scripts/install-deps.sh)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "sysbench {args:?} failed:\n{text}");
-    text
+    common::sysbench(port, 10_000, args)
 }
 
 /// "queries: N (x per sec.)" and "ignored errors: N" from sysbench's report.

@@ -35,6 +35,19 @@ fn semi_sync(t: &Topology) {
     });
 }
 
+/// A fresh topology with semi-sync on and an empty table of ids on it.
+fn semi_sync_topology_with_table(prefix: &str) -> (Topology, String) {
+    let t = Topology::start();
+    semi_sync(&t);
+    let table = unique_name(prefix);
+    t.server("primary").sql(&format!(
+        "CREATE TABLE test.{table} (id BIGINT PRIMARY KEY)"
+    ));
+    t.wait_replicas_caught_up(Duration::from_secs(10));
+    (t, table)
+}
+
+#[derive(Default)]
 struct Writes {
     acked: Mutex<Vec<u64>>,
     /// Longest time between two acknowledged writes.
@@ -133,32 +146,13 @@ fn backends(g: &Gantry) -> Vec<(String, String, String, String)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_primary_dies_a_replica_takes_over_and_the_old_primary_rejoins() {
-    let t = Topology::start();
-    semi_sync(&t);
-    let table = unique_name("failover");
+    let (t, table) = semi_sync_topology_with_table("failover");
     let primary = t.server("primary");
-    primary.sql(&format!(
-        "CREATE TABLE test.{table} (id BIGINT PRIMARY KEY)"
-    ));
-    t.wait_replicas_caught_up(Duration::from_secs(10));
-    let mut args: Vec<&str> = FAST_HEALTH.to_vec();
-    args.extend([
-        "--failover",
-        "auto",
-        "--replication-username",
-        "repl",
-        "--replication-password",
-        "repl_pw",
-    ]);
-    let g = Gantry::start(&t, &args);
+    let g = Gantry::start(&t, &auto_args());
     let url = g.url("app", "app_pw", "test");
 
     let stop = Arc::new(AtomicBool::new(false));
-    let writes = Arc::new(Writes {
-        acked: Mutex::new(Vec::new()),
-        longest_gap: Mutex::new(Duration::ZERO),
-        errors: AtomicU64::new(0),
-    });
+    let writes = Arc::new(Writes::default());
     let writer = tokio::spawn(write_load(
         url.clone(),
         table.clone(),
@@ -504,9 +498,11 @@ async fn two_servers_the_replica_takes_over_and_the_old_primary_rejoins() {
         "gantry leader failover-end 127.0.0.1 {} 127.0.0.1 {}",
         primary.port, replica.port
     );
-    wait_until(Duration::from_secs(10), "client-reconfig-script ran", || {
-        std::fs::read_to_string(&said).is_ok_and(|s| s.trim() == expected)
-    });
+    wait_until(
+        Duration::from_secs(10),
+        "client-reconfig-script ran",
+        || std::fs::read_to_string(&said).is_ok_and(|s| s.trim() == expected),
+    );
     let _ = std::fs::remove_dir_all(&dir);
 
     primary.start();
@@ -582,29 +578,8 @@ async fn an_old_primary_with_errant_transactions_is_fenced_and_left_out() {
     );
 }
 
-/// sysbench through Gantry against database `sbtest`; returns its report.
 fn sysbench(port: u16, args: &[&str]) -> String {
-    let out = std::process::Command::new("sysbench")
-        .args([
-            "--db-driver=mysql",
-            "--mysql-host=127.0.0.1",
-            &format!("--mysql-port={port}"),
-            "--mysql-user=app",
-            "--mysql-password=app_pw",
-            "--mysql-db=sbtest",
-            "--tables=2",
-            "--table-size=2000",
-        ])
-        .args(args)
-        .output()
-        .expect("sysbench is installed (scripts/install-deps.sh)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "sysbench {args:?} failed:\n{text}");
-    text
+    common::sysbench(port, 2000, args)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -688,14 +663,8 @@ async fn switchover_under_write_load_fails_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hung_primary_is_failed_over_and_fenced_when_it_wakes() {
-    let t = Topology::start();
-    semi_sync(&t);
-    let table = unique_name("hung");
+    let (t, table) = semi_sync_topology_with_table("hung");
     let primary = t.server("primary");
-    primary.sql(&format!(
-        "CREATE TABLE test.{table} (id BIGINT PRIMARY KEY)"
-    ));
-    t.wait_replicas_caught_up(Duration::from_secs(10));
     let mut args = auto_args();
     args.extend(["--log-level", "debug"]);
     let g = Gantry::start(&t, &args);
@@ -709,11 +678,7 @@ async fn a_hung_primary_is_failed_over_and_fenced_when_it_wakes() {
     semi_sync(&t); // the heartbeat change restarted the replication threads
     let url = g.url("app", "app_pw", "test");
     let stop = Arc::new(AtomicBool::new(false));
-    let writes = Arc::new(Writes {
-        acked: Mutex::new(Vec::new()),
-        longest_gap: Mutex::new(Duration::ZERO),
-        errors: AtomicU64::new(0),
-    });
+    let writes = Arc::new(Writes::default());
     let writer = tokio::spawn(write_load(url, table.clone(), stop.clone(), writes.clone()));
     wait_until(Duration::from_secs(10), "writes flowing", || {
         writes.acked.lock().unwrap().len() > 50

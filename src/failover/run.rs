@@ -190,28 +190,43 @@ pub async fn failover(ctx: &Context, cfg: &Config, kind: Kind) -> Record {
     // replicas are repointed after (STOP SLAVE may wait on a hung source).
     ctx.failovers.hold.end();
     ctx.failovers.ended_now();
-    match outcome {
-        Ok(chosen) => {
-            record.write_outage = Some(started.elapsed());
-            record.outcome = "ok".into();
-            tracing::warn!(from = %record.from, to = ?record.to, outage_ms = started.elapsed().as_millis() as u64, "failover done");
-            announce(cfg, &record);
-            // In the background: a replica's STOP SLAVE may wait on its
-            // dead source, and the coordinator must stay free to notice
-            // the next failure.
-            let backends = topo.backends.clone();
-            let cfg = cfg.clone();
-            let old_id = old.runtime.id;
-            tokio::spawn(async move {
-                repoint_others(&backends, &cfg, &chosen, old_id).await;
-            });
-        }
-        Err(why) => {
-            tracing::error!(from = %record.from, %why, "failover aborted; writes stay refused");
-            record.outcome = why;
-        }
+    if let Some(chosen) = conclude(cfg, &mut record, started, outcome) {
+        // In the background: a replica's STOP SLAVE may wait on its dead
+        // source, and the coordinator must stay free to notice the next
+        // failure.
+        let backends = topo.backends.clone();
+        let cfg = cfg.clone();
+        let old_id = old.runtime.id;
+        tokio::spawn(async move {
+            repoint_others(&backends, &cfg, &chosen, old_id).await;
+        });
     }
     record
+}
+
+/// Closes a record: the write outage since `started` and `ok`, said in
+/// the log and to the operator's scripts; or why it failed.
+pub(super) fn conclude<T>(
+    cfg: &Config,
+    record: &mut Record,
+    started: Instant,
+    result: Result<T, String>,
+) -> Option<T> {
+    let what = record.kind.as_str();
+    match result {
+        Ok(v) => {
+            record.write_outage = Some(started.elapsed());
+            record.outcome = "ok".into();
+            tracing::warn!(kind = what, from = %record.from, to = ?record.to, write_pause_ms = started.elapsed().as_millis() as u64, "primary moved");
+            announce(cfg, record);
+            Some(v)
+        }
+        Err(why) => {
+            tracing::error!(kind = what, from = %record.from, %why, "primary not moved");
+            record.outcome = why;
+            None
+        }
+    }
 }
 
 /// Chooses, catches up, promotes and publishes; returns the promoted one.
@@ -234,13 +249,7 @@ async fn promote_one(
     for c in &mut candidates {
         refresh_positions(c, &creds).await;
     }
-    let max_lag = match cfg.failover_max_lag {
-        0 => Duration::MAX,
-        s => Duration::from_secs(s),
-    };
-    let choice = candidate::choose(&candidates, max_lag).map_err(|e| e.to_string())?;
-    let chosen = choice.chosen;
-    record.to = Some(chosen.address.clone());
+    let chosen = choose(cfg, &candidates, record)?;
     let mut conn = Prober::new(chosen.address.clone());
     // It applies what it received from the old primary first.
     let wait = Duration::from_millis(cfg.failover_timeout_ms);
@@ -276,6 +285,22 @@ async fn promote_one(
         conn.close().await;
     });
     Ok(chosen.clone())
+}
+
+/// The replica to promote (`failover-max-lag` applies), named in the
+/// record.
+pub(super) fn choose<'a>(
+    cfg: &Config,
+    candidates: &'a [Candidate],
+    record: &mut Record,
+) -> Result<&'a Candidate, String> {
+    let max_lag = match cfg.failover_max_lag {
+        0 => Duration::MAX,
+        s => Duration::from_secs(s),
+    };
+    let choice = candidate::choose(candidates, max_lag).map_err(|e| e.to_string())?;
+    record.to = Some(choice.chosen.address.clone());
+    Ok(choice.chosen)
 }
 
 /// Positions read now rather than at the last probe: with the source
@@ -351,14 +376,21 @@ pub(super) fn position_sql(flavor: Flavor) -> &'static str {
 
 /// Waits until the replica executed everything it received (its source
 /// is gone: nothing more will come), at most `wait`.
-async fn relay_log_applied(conn: &mut Prober, creds: &Credentials, wait: Duration) -> Result<(), String> {
+async fn relay_log_applied(
+    conn: &mut Prober,
+    creds: &Credentials,
+    wait: Duration,
+) -> Result<(), String> {
     let deadline = Instant::now() + wait;
     loop {
         match step(conn.replica_status(creds)).await? {
             None => return Ok(()),
             Some(s) if s.relay_log_applied() => return Ok(()),
             Some(s) if !s.sql_ok() => {
-                return Err(format!("the chosen replica's SQL thread is stopped: {}", s.last_sql_error))
+                return Err(format!(
+                    "the chosen replica's SQL thread is stopped: {}",
+                    s.last_sql_error
+                ))
             }
             Some(_) => {}
         }
@@ -503,6 +535,25 @@ pub(super) fn announce(cfg: &Config, record: &Record) {
     crate::health::events::reconfigure_clients(script, args.map(String::from).to_vec());
 }
 
+/// The statements that point a replica (or an old primary) at the primary
+/// at `addr`, with the replication account.
+pub(super) fn repoint_to(
+    cfg: &Config,
+    flavor: Flavor,
+    addr: &str,
+    joining: Joining,
+) -> Result<sql::Statements, String> {
+    let (host, port) = split_host_port(addr).ok_or_else(|| format!("bad address {addr}"))?;
+    let source = Source {
+        host: &host,
+        port,
+        user: &cfg.replication_username,
+        password: &cfg.replication_password,
+        get_public_key: false,
+    };
+    sql::repoint(flavor, &source, joining).map_err(|e| e.to_string())
+}
+
 /// `statements` after the one that makes their string escapes mean what
 /// the builders meant.
 pub(super) fn with_escapes(statements: &sql::Statements) -> Vec<&str> {
@@ -519,22 +570,12 @@ pub(super) async fn repoint_others(
     chosen: &Candidate,
     old: u64,
 ) {
-    let Some((host, port)) = split_host_port(&chosen.address) else {
-        return;
-    };
-    let source = Source {
-        host: &host,
-        port,
-        user: &cfg.replication_username,
-        password: &cfg.replication_password,
-        get_public_key: false,
-    };
     let creds = monitor(cfg);
     let others: Vec<&BackendEntry> = replicas(backends)
         .filter(|r| r.runtime.id != chosen.id && r.runtime.id != old)
         .collect();
     for r in others {
-        let statements = match sql::repoint(chosen.flavor, &source, Joining::Replica) {
+        let statements = match repoint_to(cfg, chosen.flavor, &chosen.address, Joining::Replica) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(replica = %r.addr(), error = %e, "cannot repoint");
@@ -680,17 +721,7 @@ pub(crate) async fn fence_and_rejoin(
         }
         return;
     }
-    let Some((host, port)) = split_host_port(primary.addr()) else {
-        return;
-    };
-    let source = Source {
-        host: &host,
-        port,
-        user: &cfg.replication_username,
-        password: &cfg.replication_password,
-        get_public_key: false,
-    };
-    let statements = match sql::repoint(probe.flavor, &source, Joining::OldPrimary) {
+    let statements = match repoint_to(&cfg, probe.flavor, primary.addr(), Joining::OldPrimary) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(backend = %me.addr(), error = %e, "cannot rejoin");

@@ -7,19 +7,19 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use super::candidate::{self, Candidate};
+use super::candidate::Candidate;
 use super::run::{
-    candidate_of, caught_up, monitor, position_sql, publish, replicas, repoint_others, step,
-    with_escapes, OldPrimary,
+    candidate_of, caught_up, monitor, position_sql, publish, replicas, repoint_others, repoint_to,
+    step, with_escapes, OldPrimary,
 };
-use super::sql::{self, Joining, Source};
+use super::sql::{self, Joining};
 use super::status::{Kind, Record};
 use crate::backend::{BackendEntry, BackendState, Topology};
 use crate::config::Config;
 use crate::context::Context;
 use crate::frontend::registry::pin;
 use crate::gtid::{Gtid, GtidSet, MariaPos};
-use crate::health::probe::{split_host_port, Flavor, Prober};
+use crate::health::probe::{Flavor, Prober};
 
 /// Hands the primary role to the replica with runtime id `to` (or the
 /// best candidate). Writes pause meanwhile; the record says how long.
@@ -47,18 +47,7 @@ pub async fn switchover(ctx: &Context, cfg: &Config, to: Option<u64>) -> Record 
     ctx.failovers.hold.begin();
     let result = switch(ctx, cfg, &topo, &old, to, &mut record).await;
     ctx.failovers.hold.end();
-    match result {
-        Ok(()) => {
-            record.write_outage = Some(started.elapsed());
-            record.outcome = "ok".into();
-            tracing::warn!(from = %record.from, to = ?record.to, pause_ms = started.elapsed().as_millis() as u64, "switchover done");
-            super::run::announce(cfg, &record);
-        }
-        Err(why) => {
-            tracing::error!(from = %record.from, %why, "switchover aborted; the primary is unchanged");
-            record.outcome = why;
-        }
-    }
+    super::run::conclude(cfg, &mut record, started, result);
     record
 }
 
@@ -81,13 +70,7 @@ async fn switch(
     if to.is_some() && candidates.is_empty() {
         return Err("the target is not a reachable replica".into());
     }
-    let max_lag = match cfg.failover_max_lag {
-        0 => Duration::MAX,
-        s => Duration::from_secs(s),
-    };
-    let choice = candidate::choose(&candidates, max_lag).map_err(|e| e.to_string())?;
-    let chosen = choice.chosen;
-    record.to = Some(chosen.address.clone());
+    let chosen = super::run::choose(cfg, &candidates, record)?;
     let creds = monitor(cfg);
     let timeout = Duration::from_millis(cfg.failover_timeout_ms);
 
@@ -145,15 +128,7 @@ async fn hand_over(
     promoted.map_err(|e| format!("promoting {}: {e}", chosen.address))?;
     publish(ctx, old.runtime.id, chosen.id, OldPrimary::Demoted);
     // The old primary follows the new one (its writes are all there).
-    let (host, port) = split_host_port(&chosen.address).ok_or("bad address")?;
-    let source = Source {
-        host: &host,
-        port,
-        user: &cfg.replication_username,
-        password: &cfg.replication_password,
-        get_public_key: false,
-    };
-    match sql::repoint(chosen.flavor, &source, Joining::OldPrimary) {
+    match repoint_to(cfg, chosen.flavor, &chosen.address, Joining::OldPrimary) {
         Ok(s) => {
             if let Err(e) = step(old_conn.execute(&creds, &with_escapes(&s))).await {
                 tracing::error!(backend = %old.addr(), error = %e, "could not repoint the old primary");

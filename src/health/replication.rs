@@ -71,7 +71,9 @@ impl ReplicaStatus {
 
     /// Everything received from the source has been executed.
     pub fn relay_log_applied(&self) -> bool {
-        self.read_pos.is_some() && self.read_file == self.exec_file && self.read_pos == self.exec_pos
+        self.read_pos.is_some()
+            && self.read_file == self.exec_file
+            && self.read_pos == self.exec_pos
     }
 
     pub fn sql_ok(&self) -> bool {
@@ -311,8 +313,18 @@ Executed_Gtid_Set,Auto_Position,Replicate_Rewrite_DB,Channel_Name,Master_TLS_Ver
                 (names[3].into(), Some(exec.into())),
             ]
         };
-        let maria = ["Master_Log_File", "Read_Master_Log_Pos", "Relay_Master_Log_File", "Exec_Master_Log_Pos"];
-        let mysql = ["Source_Log_File", "Read_Source_Log_Pos", "Relay_Source_Log_File", "Exec_Source_Log_Pos"];
+        let maria = [
+            "Master_Log_File",
+            "Read_Master_Log_Pos",
+            "Relay_Master_Log_File",
+            "Exec_Master_Log_Pos",
+        ];
+        let mysql = [
+            "Source_Log_File",
+            "Read_Source_Log_Pos",
+            "Relay_Source_Log_File",
+            "Exec_Source_Log_Pos",
+        ];
         for names in [maria, mysql] {
             assert!(ReplicaStatus::from_row(&row("900", "900", names)).relay_log_applied());
             assert!(!ReplicaStatus::from_row(&row("900", "400", names)).relay_log_applied());

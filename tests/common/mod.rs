@@ -139,3 +139,30 @@ pub fn server_code(e: &mysql_async::Error) -> Option<u16> {
         _ => None,
     }
 }
+
+/// Runs sysbench through `port` as app/app_pw on database `sbtest` (2
+/// tables of `table_size` rows); panics with its output if it fails, else
+/// returns its report.
+pub fn sysbench(port: u16, table_size: u32, args: &[&str]) -> String {
+    let out = std::process::Command::new("sysbench")
+        .args([
+            "--db-driver=mysql",
+            "--mysql-host=127.0.0.1",
+            &format!("--mysql-port={port}"),
+            "--mysql-user=app",
+            "--mysql-password=app_pw",
+            "--mysql-db=sbtest",
+            "--tables=2",
+            &format!("--table-size={table_size}"),
+        ])
+        .args(args)
+        .output()
+        .expect("sysbench is installed (scripts/install-deps.sh)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "sysbench {args:?} failed:\n{text}");
+    text
+}
