@@ -384,11 +384,15 @@ impl Session {
                     }
                 };
                 tokio::select! {
-                    r = self.reader.fill_command(&mut self.client, max_packet) => Wake::Command(r?),
+                    // In this order when several are ready: a held
+                    // connection that its server closed is seen before the
+                    // command that would otherwise be sent on it.
+                    biased;
                     _ = self.info.kill_signal.notified() => Wake::Killed,
+                    _ = backend => Wake::BackendReadable,
+                    r = self.reader.fill_command(&mut self.client, max_packet) => Wake::Command(r?),
                     _ = release => Wake::Release,
                     _ = wanted => Wake::Release,
-                    _ = backend => Wake::BackendReadable,
                     _ = wait_timeout => Wake::WaitTimeout,
                 }
             };
