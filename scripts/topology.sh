@@ -10,7 +10,7 @@
 #
 # Users (each @'127.0.0.1' and @'localhost'):
 #   app/app_pw          ALL on app.*, sbtest.*, test.*  (cannot write through read_only)
-#   monitor/monitor_pw  replication/process monitoring, and what failover needs (REPLICATION SLAVE ADMIN, READ_ONLY ADMIN, RELOAD, CONNECTION ADMIN)
+#   monitor/monitor_pw  replication/process monitoring, and what failover needs (REPLICATION SLAVE ADMIN, READ_ONLY ADMIN, RELOAD)
 #   repl/repl_pw        REPLICATION SLAVE
 #   admin/admin_pw      ALL PRIVILEGES ON *.* WITH GRANT OPTION
 # root has no password and is reached over each server's unix socket.
@@ -277,7 +277,7 @@ GRANT ALL ON app.* TO 'app'@'$host';
 GRANT ALL ON sbtest.* TO 'app'@'$host';
 GRANT ALL ON test.* TO 'app'@'$host';
 CREATE USER IF NOT EXISTS 'monitor'@'$host' IDENTIFIED BY 'monitor_pw';
-GRANT REPLICATION CLIENT, PROCESS, SLAVE MONITOR, REPLICATION MASTER ADMIN, REPLICATION SLAVE ADMIN, READ_ONLY ADMIN, RELOAD, CONNECTION ADMIN ON *.* TO 'monitor'@'$host';
+GRANT REPLICATION CLIENT, PROCESS, SLAVE MONITOR, REPLICATION MASTER ADMIN, REPLICATION SLAVE ADMIN, READ_ONLY ADMIN, RELOAD ON *.* TO 'monitor'@'$host';
 CREATE USER IF NOT EXISTS 'repl'@'$host' IDENTIFIED BY 'repl_pw';
 GRANT REPLICATION SLAVE ON *.* TO 'repl'@'$host';
 CREATE USER IF NOT EXISTS 'admin'@'$host' IDENTIFIED BY 'admin_pw';
