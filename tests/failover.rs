@@ -765,3 +765,42 @@ fn scopeguard(s: &common::Server) -> impl Drop + '_ {
     }
     Resume(s)
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_writable_primary_takes_no_writes_in_follow_mode() {
+    let t = Topology::start();
+    let primary = t.server("primary");
+    let rogue = t.server("replica2");
+    let g = Gantry::start(&t, &FAST_HEALTH);
+    let table = unique_name("rival");
+    primary.sql(&format!("CREATE TABLE test.{table} (id INT)"));
+    t.wait_replicas_caught_up(Duration::from_secs(10));
+    // Someone promotes replica2 by hand while the primary is fine.
+    rogue.sql("STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = 0");
+    wait_until(Duration::from_secs(10), "the rival flagged", || {
+        backends(&g).iter().any(|r| {
+            r.0.ends_with(&format!(":{}", rogue.port))
+                && r.2 == "ro"
+                && r.3.contains("two primaries")
+        })
+    });
+    let mut c = mysql_async::Conn::from_url(g.url("app", "app_pw", "test"))
+        .await
+        .unwrap();
+    for i in 0..20 {
+        c.query_drop(format!("INSERT INTO test.{table} VALUES ({i})"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        primary.sql(&format!("SELECT COUNT(*) FROM test.{table}")),
+        "20"
+    );
+    assert_eq!(
+        rogue.sql(&format!("SELECT COUNT(*) FROM test.{table}")),
+        "0"
+    );
+    let rows = backends(&g);
+    assert_eq!(rows.iter().filter(|r| r.2 == "rw").count(), 1, "{rows:?}");
+    assert!(g.log().contains("two writable primaries"));
+}

@@ -27,6 +27,8 @@ struct Backend {
     creds: Option<Credentials>,
     /// The role the current round started with.
     round_role: Role,
+    /// Said once that this server is a second writable primary.
+    warned_rival: bool,
 }
 
 pub(super) async fn run(ctx: Arc<Context>, shared: Arc<Shared>, runtime: Arc<BackendRuntime>) {
@@ -39,6 +41,7 @@ pub(super) async fn run(ctx: Arc<Context>, shared: Arc<Shared>, runtime: Arc<Bac
         identity: None,
         creds: None,
         round_role: Role::Replica,
+        warned_rival: false,
     };
     loop {
         let started = tokio::time::Instant::now();
@@ -145,7 +148,16 @@ impl Backend {
                     self.runtime.set_max_packet(max);
                 }
                 self.note_identity(&p.identity, script.clone());
-                let new_role = role_change(role, &p);
+                let mut new_role = role_change(role, &p).filter(|_| cfg.failover.follows());
+                // Never two primaries: a second writable, non-replicating
+                // server takes no writes while the primary is up and
+                // writable; it is flagged instead.
+                let rival = new_role
+                    .filter(|(r, _)| *r == Role::Primary)
+                    .and_then(|_| self.writable_primary_besides_me());
+                if rival.is_some() {
+                    new_role = None;
+                }
                 let role_now = new_role.map_or(role, |(r, _)| r);
                 if is_current_primary && role_now == Role::Primary {
                     let keep = Duration::from_secs(cfg.max_replica_lag.saturating_mul(2).max(60));
@@ -159,7 +171,17 @@ impl Backend {
                         tracing::info!(backend = %self.runtime.addr, server = %p.identity, "primary is now a different server; lag history restarted");
                     }
                 }
-                let v = self.judge_reachable(role_now, &p, started, &limits);
+                let mut v = self.judge_reachable(role_now, &p, started, &limits);
+                if let Some(primary) = &rival {
+                    v.reason = format!(
+                        "writable and not replicating while {primary} is the primary: two \
+                         primaries; it takes no writes (make it read-only or remove it)"
+                    );
+                    if !self.warned_rival {
+                        tracing::error!(backend = %self.runtime.addr, %primary, "two writable primaries: this one takes no writes");
+                    }
+                }
+                self.warned_rival = rival.is_some();
                 self.publish(
                     v,
                     Some((role_now, new_role.map(|r| r.1))),
@@ -172,6 +194,17 @@ impl Backend {
             }
         }
         true
+    }
+
+    /// The address of a primary other than this backend that is up and
+    /// writable.
+    fn writable_primary_besides_me(&self) -> Option<String> {
+        let topo = self.ctx.topology.load();
+        topo.primary()
+            .filter(|p| {
+                p.runtime.id != self.runtime.id && p.state == BackendState::Up && !p.read_only
+            })
+            .map(|p| p.addr().to_string())
     }
 
     fn judge(&mut self, obs: &Observation<'_>, limits: &Limits) -> Verdict {
