@@ -154,7 +154,7 @@ impl Backend {
                 // writable; it is flagged instead.
                 let rival = new_role
                     .filter(|(r, _)| *r == Role::Primary)
-                    .and_then(|_| self.writable_primary_besides_me());
+                    .and_then(|_| self.writable_primary_besides(p.identity.server_id));
                 if rival.is_some() {
                     new_role = None;
                 }
@@ -196,13 +196,17 @@ impl Backend {
         true
     }
 
-    /// The address of a primary other than this backend that is up and
-    /// writable.
-    fn writable_primary_besides_me(&self) -> Option<String> {
+    /// The address of the primary, if it is another server (not this
+    /// backend, nor the same server behind another address, as when a VIP
+    /// moved to it) and up and writable.
+    fn writable_primary_besides(&self, my_server_id: u32) -> Option<String> {
         let topo = self.ctx.topology.load();
         topo.primary()
             .filter(|p| {
-                p.runtime.id != self.runtime.id && p.state == BackendState::Up && !p.read_only
+                p.runtime.id != self.runtime.id
+                    && p.server_id != Some(my_server_id)
+                    && p.state == BackendState::Up
+                    && !p.read_only
             })
             .map(|p| p.addr().to_string())
     }
