@@ -42,8 +42,7 @@ cleanup() {
     local rc=$?
     stop_pid "$WRITER_PID"
     stop_pid "$GANTRY_PID"
-    [[ -f $TOPO/topology.env ]] && scripts/topology.sh down --dir "$TOPO" >/dev/null 2>&1 || true
-    if ((rc != 0)) || [[ -n ${BENCH_DIR:-} ]]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
+    finish_work "$rc" "$([[ -n ${BENCH_DIR:-} ]] && echo 1 || echo 0)"
     exit "$rc"
 }
 trap cleanup EXIT

@@ -48,3 +48,24 @@ need_pymysql() {
     PYTHON="$(bash -c 'source drivers/lib.sh && drv_init pymysql && drv_venv pymysql-venv PyMySQL==1.1.1 >&2 && echo "$VENV/bin/python"')" \
         || die "cannot set up the PyMySQL virtualenv"
 }
+
+# Raises the open-file limit to the hard limit; NOFILE is then the limit.
+raise_nofile() {
+    NOFILE="$(ulimit -Hn)"
+    [[ $NOFILE == unlimited ]] && NOFILE=1048576
+    ulimit -n "$NOFILE" 2>/dev/null || true
+    NOFILE="$(ulimit -n)"
+}
+
+# On exit: the topology in $TOPO goes down; $WORK is removed unless KEEP
+# (1) says to keep it or the run failed (RC != 0).
+finish_work() {   # RC KEEP
+    if [[ -f $TOPO/topology.env ]]; then
+        scripts/topology.sh down --dir "$TOPO" >/dev/null 2>&1 || true
+    fi
+    if (($2)) || (($1 != 0)); then
+        log "work directory kept: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}

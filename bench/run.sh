@@ -157,24 +157,14 @@ stop_gantry() {
 cleanup() {
     local rc=$?
     stop_gantry || true
-    if [[ -f $TOPO/topology.env ]]; then
-        scripts/topology.sh down --dir "$TOPO" >/dev/null 2>&1 || true
-    fi
-    if ((KEEP)) || ((rc != 0)); then
-        log "work directory kept: $WORK"
-    else
-        rm -rf "$WORK"
-    fi
+    finish_work "$rc" "$KEEP"
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Both Gantry and the scale-test client hold one fd per connection.
-NOFILE="$(ulimit -Hn)"
-[[ $NOFILE == unlimited ]] && NOFILE=1048576
-ulimit -n "$NOFILE" 2>/dev/null || true
-NOFILE="$(ulimit -n)"
+raise_nofile
 
 log "installing missing dependencies (MariaDB, sysbench) if any"
 scripts/install-deps.sh

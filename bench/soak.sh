@@ -89,22 +89,13 @@ cleanup() {
     if [[ -n ${LAUNCHER_PID:-} && $LAUNCHER_PID != "$GANTRY_PID" ]]; then
         wait "$LAUNCHER_PID" 2>/dev/null || true   # heaptrack writes its profile
     fi
-    if [[ -f $TOPO/topology.env ]]; then
-        scripts/topology.sh down --dir "$TOPO" >/dev/null 2>&1 || true
-    fi
-    if ((KEEP)) || ((HEAPTRACK)) || ((rc != 0)); then
-        log "work directory kept: $WORK"
-    else
-        rm -rf "$WORK"
-    fi
+    finish_work "$rc" "$((KEEP || HEAPTRACK))"
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-NOFILE="$(ulimit -Hn)"
-[[ $NOFILE == unlimited ]] && NOFILE=1048576
-ulimit -n "$NOFILE" 2>/dev/null || true
+raise_nofile
 
 log "installing missing dependencies (MariaDB, sysbench) if any"
 scripts/install-deps.sh

@@ -17,7 +17,7 @@ use super::status::{Kind, Record};
 use crate::backend::{BackendEntry, BackendState, Role};
 use crate::config::{Config, FailoverMode};
 use crate::context::Context;
-use crate::gtid::{Gtid, GtidSet, MariaPos};
+use crate::gtid::Gtid;
 use crate::health::probe::{split_host_port, Credentials, Flavor, ProbeResult, Prober};
 
 /// How often the coordinator looks at the topology.
@@ -263,7 +263,7 @@ async fn promote_one(
         .await
         .map_err(|e| format!("promoting {}: {e}", chosen.address))?;
     tracing::debug!(replica = %chosen.address, ms = t.elapsed().as_millis() as u64, "promoted");
-    record.position = step(conn.value(&creds, position_sql(chosen.flavor)))
+    record.position = step(conn.value(&creds, chosen.flavor.position_sql()))
         .await
         .ok()
         .flatten();
@@ -311,17 +311,13 @@ async fn refresh_positions(c: &mut Candidate, creds: &Credentials) {
     let mut conn = Prober::new(c.address.clone());
     let quick = Duration::from_secs(1);
     if let Ok(Ok(Some(status))) = tokio::time::timeout(quick, conn.replica_status(creds)).await {
-        let parse = |s: &str| match c.flavor {
-            Flavor::MariaDb => Gtid::MariaDb(MariaPos::parse(s)),
-            Flavor::MySql => Gtid::MySql(GtidSet::parse(s)),
-        };
         if let Some(received) = status.received_gtid.as_deref() {
-            c.received = Some(parse(received));
+            c.received = Some(c.flavor.parse(received));
         }
         if let Ok(Ok(Some(applied))) =
-            tokio::time::timeout(quick, conn.value(creds, position_sql(c.flavor))).await
+            tokio::time::timeout(quick, conn.value(creds, c.flavor.position_sql())).await
         {
-            c.applied = Some(parse(&applied));
+            c.applied = Some(c.flavor.parse(&applied));
         }
     }
     conn.close().await;
@@ -329,10 +325,7 @@ async fn refresh_positions(c: &mut Candidate, creds: &Credentials) {
 
 pub(super) fn candidate_of(r: &BackendEntry, p: &ProbeResult) -> Candidate {
     let status = p.replication.as_ref();
-    let parse = |s: &str| match p.flavor {
-        Flavor::MariaDb => Gtid::MariaDb(MariaPos::parse(s)),
-        Flavor::MySql => Gtid::MySql(GtidSet::parse(s)),
-    };
+    let parse = |s: &str| p.flavor.parse(s);
     Candidate {
         id: r.runtime.id,
         address: r.addr().to_string(),
@@ -364,13 +357,6 @@ pub(super) async fn step<T, E: std::fmt::Display>(
     match tokio::time::timeout(STEP_TIMEOUT, f).await {
         Ok(r) => r.map_err(|e| e.to_string()),
         Err(_) => Err(format!("no answer within {STEP_TIMEOUT:?}")),
-    }
-}
-
-pub(super) fn position_sql(flavor: Flavor) -> &'static str {
-    match flavor {
-        Flavor::MariaDb => "SELECT @@gtid_current_pos",
-        Flavor::MySql => "SELECT @@gtid_executed",
     }
 }
 
@@ -422,11 +408,11 @@ pub(super) async fn caught_up(
     {
         return Err(format!("unexpected GTID position {pos:?}"));
     }
-    let secs = wait.as_secs_f64();
-    let sql = match received {
-        Gtid::MariaDb(_) => format!("SELECT MASTER_GTID_WAIT('{pos}', {secs:.3})"),
-        Gtid::MySql(_) => format!("SELECT WAIT_FOR_EXECUTED_GTID_SET('{pos}', {secs:.3})"),
+    let flavor = match received {
+        Gtid::MariaDb(_) => Flavor::MariaDb,
+        Gtid::MySql(_) => Flavor::MySql,
     };
+    let sql = flavor.wait_sql(received, wait.as_secs_f64());
     let answer = tokio::time::timeout(wait + STEP_TIMEOUT, conn.value(creds, &sql))
         .await
         .map_err(|_| "no answer while waiting for the relay log".to_string())?

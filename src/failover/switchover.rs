@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::candidate::Candidate;
 use super::run::{
-    candidate_of, caught_up, monitor, position_sql, publish, replicas, repoint_others, repoint_to,
-    step, with_escapes, OldPrimary,
+    candidate_of, caught_up, monitor, publish, replicas, repoint_others, repoint_to, step,
+    with_escapes, OldPrimary,
 };
 use super::sql::{self, Joining};
 use super::status::{Kind, Record};
@@ -18,8 +18,7 @@ use crate::backend::{BackendEntry, BackendState, Topology};
 use crate::config::Config;
 use crate::context::Context;
 use crate::frontend::registry::pin;
-use crate::gtid::{Gtid, GtidSet, MariaPos};
-use crate::health::probe::{Flavor, Prober};
+use crate::health::probe::Prober;
 
 /// Hands the primary role to the replica with runtime id `to` (or the
 /// best candidate). Writes pause meanwhile; the record says how long.
@@ -111,13 +110,10 @@ async fn hand_over(
     record: &mut Record,
 ) -> Result<(), String> {
     let creds = monitor(cfg);
-    let last = step(old_conn.value(&creds, position_sql(chosen.flavor)))
+    let last = step(old_conn.value(&creds, chosen.flavor.position_sql()))
         .await?
         .unwrap_or_default();
-    let last = match chosen.flavor {
-        Flavor::MariaDb => Gtid::MariaDb(MariaPos::parse(&last)),
-        Flavor::MySql => Gtid::MySql(GtidSet::parse(&last)),
-    };
+    let last = chosen.flavor.parse(&last);
     let mut conn = Prober::new(chosen.address.clone());
     caught_up(&mut conn, &creds, &last, timeout).await?;
     let promote = sql::promote(chosen.flavor);

@@ -23,10 +23,37 @@ pub enum ProbeError {
     Timeout(Duration),
 }
 
+/// MariaDB and MySQL name their GTID variables and functions differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
     MariaDb,
     MySql,
+}
+
+impl Flavor {
+    /// A GTID position as this server writes it.
+    pub fn parse(self, text: &str) -> Gtid {
+        match self {
+            Flavor::MariaDb => Gtid::MariaDb(MariaPos::parse(text)),
+            Flavor::MySql => Gtid::MySql(GtidSet::parse(text)),
+        }
+    }
+
+    /// The query answering the server's executed position.
+    pub fn position_sql(self) -> &'static str {
+        match self {
+            Flavor::MariaDb => "SELECT @@GLOBAL.gtid_current_pos",
+            Flavor::MySql => "SELECT @@GLOBAL.gtid_executed",
+        }
+    }
+
+    /// A query answering 0 once `want` is applied, within `secs`.
+    pub fn wait_sql(self, want: &Gtid, secs: f64) -> String {
+        match self {
+            Flavor::MariaDb => format!("SELECT MASTER_GTID_WAIT('{want}', {secs:.3})"),
+            Flavor::MySql => format!("SELECT WAIT_FOR_EXECUTED_GTID_SET('{want}', {secs:.3})"),
+        }
+    }
 }
 
 /// Which server answers: MySQL's `server_uuid` when there is one (MariaDB
@@ -143,11 +170,7 @@ impl Prober {
                 .await;
             }
         }
-        // Taken out while in use: a failed or abandoned probe leaves none.
-        let mut open = match self.open.take() {
-            Some(o) => o,
-            None => self.connect(creds).await?,
-        };
+        let mut open = self.take_open(creds).await?;
         let result = self.run(&mut open, want_hosts).await?;
         self.open = Some(open);
         Ok(result)
@@ -161,10 +184,7 @@ impl Prober {
         creds: &Credentials,
         statements: &[&str],
     ) -> Result<(), ProbeError> {
-        let mut open = match self.open.take() {
-            Some(o) => o,
-            None => self.connect(creds).await?,
-        };
+        let mut open = self.take_open(creds).await?;
         for sql in statements {
             open.conn
                 .query_drop(*sql)
@@ -181,10 +201,7 @@ impl Prober {
         &mut self,
         creds: &Credentials,
     ) -> Result<Option<ReplicaStatus>, ProbeError> {
-        let mut open = match self.open.take() {
-            Some(o) => o,
-            None => self.connect(creds).await?,
-        };
+        let mut open = self.take_open(creds).await?;
         let sql = if open.modern {
             "SHOW REPLICA STATUS"
         } else {
@@ -201,13 +218,19 @@ impl Prober {
         creds: &Credentials,
         sql: &str,
     ) -> Result<Option<String>, ProbeError> {
-        let mut open = match self.open.take() {
-            Some(o) => o,
-            None => self.connect(creds).await?,
-        };
+        let mut open = self.take_open(creds).await?;
         let row = first_row(&mut open.conn, sql).await?;
         self.open = Some(open);
         Ok(text(&row, 0))
+    }
+
+    /// The open connection, taken out while in use (a failed or abandoned
+    /// use leaves none), or a new one.
+    async fn take_open(&mut self, creds: &Credentials) -> Result<Open, ProbeError> {
+        match self.open.take() {
+            Some(o) => Ok(o),
+            None => self.connect(creds).await,
+        }
     }
 
     async fn connect(&self, creds: &Credentials) -> Result<Open, ProbeError> {
@@ -254,10 +277,7 @@ impl Prober {
             .and_then(|s| s.trim().parse().ok())
             .ok_or(ProbeError::Incomplete("@@server_id"))?;
         let uuid = text(&row, 2).filter(|s| !s.is_empty());
-        let gtid = text(&row, 3).map(|s| match o.flavor {
-            Flavor::MariaDb => Gtid::MariaDb(MariaPos::parse(&s)),
-            Flavor::MySql => Gtid::MySql(GtidSet::parse(&s)),
-        });
+        let gtid = text(&row, 3).map(|s| o.flavor.parse(&s));
         let max_allowed_packet = text(&row, 4).and_then(|s| s.trim().parse().ok());
         let status_sql = if o.modern {
             "SHOW REPLICA STATUS"

@@ -16,39 +16,9 @@ use crate::backend::BackendRuntime;
 use crate::backend::Purpose;
 use crate::config::Consistency;
 use crate::context::CausalOutcome;
-use crate::gtid::{Gtid, GtidSet, MariaPos};
+use crate::gtid::Gtid;
+pub(crate) use crate::health::probe::Flavor;
 use crate::protocol::reply::MyError;
-
-/// MariaDB and MySQL name their GTID functions differently.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flavor {
-    MariaDb,
-    MySql,
-}
-
-impl Flavor {
-    pub(super) fn parse(self, text: &str) -> Gtid {
-        match self {
-            Flavor::MariaDb => Gtid::MariaDb(MariaPos::parse(text)),
-            Flavor::MySql => Gtid::MySql(GtidSet::parse(text)),
-        }
-    }
-
-    fn server_position_sql(self) -> &'static str {
-        match self {
-            Flavor::MariaDb => "SELECT @@GLOBAL.gtid_current_pos",
-            Flavor::MySql => "SELECT @@GLOBAL.gtid_executed",
-        }
-    }
-
-    /// A query answering 0 once `want` is applied, within `secs`.
-    fn wait_sql(self, want: &Gtid, secs: f64) -> String {
-        match self {
-            Flavor::MariaDb => format!("SELECT MASTER_GTID_WAIT('{want}', {secs:.3})"),
-            Flavor::MySql => format!("SELECT WAIT_FOR_EXECUTED_GTID_SET('{want}', {secs:.3})"),
-        }
-    }
-}
 
 fn mode_index(mode: Consistency) -> usize {
     usize::from(mode == Consistency::Global)
@@ -188,7 +158,7 @@ impl Session {
             .await
             .ok()?;
         let flavor = self.flavor();
-        match conn.query_value(flavor.server_position_sql()).await {
+        match conn.query_value(flavor.position_sql()).await {
             Ok(Ok(Some(text))) => {
                 let pos = Arc::new(flavor.parse(&text));
                 *cached = Some((started, pos.clone()));
