@@ -6,10 +6,11 @@
 # server is primary. Prints each drill's outage, the median and the maximum,
 # and whether any acknowledged write was lost. Not a CI test.
 #
-#   bench/failover.sh [--drills 10] [--no-semi-sync] [--no-save]
+#   bench/failover.sh [--drills 10] [--fast] [--no-semi-sync] [--no-save]
 #
-# Gantry runs with failover = auto, health-interval-ms 200, probe-timeout-ms
-# 300, down-after-milliseconds 1000, failover-block-ms 1000; the MariaDB
+# Gantry runs with failover = auto, the default health timings
+# (health-interval-ms 500, probe-timeout-ms 1000, down-after-milliseconds
+# 1500; --fast: 200 / 300 / 1000) and failover-block-ms 1000; the MariaDB
 # topology (primary + 2 replicas, GTID) uses semi-synchronous replication
 # unless --no-semi-sync. Environment: GANTRY_BIN (a gantry binary to use
 # instead of building one), BENCH_DIR (work directory), GANTRY_LOG_LEVEL.
@@ -17,14 +18,15 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "$ROOT"
-DRILLS=10 SEMI=1 SAVE=1
+DRILLS=10 SEMI=1 SAVE=1 TIMINGS=()
 while (($#)); do
     case "$1" in
         --drills) DRILLS="$2"; shift ;;
         --drills=*) DRILLS="${1#*=}" ;;
         --no-semi-sync) SEMI=0 ;;
+        --fast) TIMINGS=(--health-interval-ms 200 --probe-timeout-ms 300 --down-after-milliseconds 1000) ;;
         --no-save) SAVE=0 ;;
-        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "failover.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -82,8 +84,7 @@ P_PROXY="$(free_port)" P_ADMIN="$(free_port)"
     --proxy-read-only-backend-addresses "127.0.0.1:${PORT_OF[replica1]},127.0.0.1:${PORT_OF[replica2]}" \
     --pwds app:app_pw --monitor-username monitor --monitor-password monitor_pw \
     --replication-username repl --replication-password repl_pw \
-    --failover auto --health-interval-ms 200 --probe-timeout-ms 300 \
-    --down-after-milliseconds 1000 --failover-block-ms 1000 --consistency eventual \
+    --failover auto ${TIMINGS[@]+"${TIMINGS[@]}"} --failover-block-ms 1000 --consistency eventual \
     --log-level "${GANTRY_LOG_LEVEL:-warn}" >>"$WORK/gantry.log" 2>&1 &
 GANTRY_PID=$!
 deadline=$((SECONDS + 30))
@@ -166,7 +167,7 @@ max="$(echo "$sorted" | tail -n 1)"
 report="$(
     echo "# Gantry failover drills: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
-    echo "\`bench/failover.sh --drills $DRILLS$( ((SEMI)) || echo ' --no-semi-sync')\` — $(nproc) cores, gantry $("$GANTRY_BIN" --version 2>/dev/null | awk '{print $2}')"
+    echo "\`bench/failover.sh --drills $DRILLS$( ((${#TIMINGS[@]})) && echo ' --fast')$( ((SEMI)) || echo ' --no-semi-sync')\` — $(nproc) cores, gantry $("$GANTRY_BIN" --version 2>/dev/null | awk '{print $2}')"
     echo
     echo "kill -9 of the primary under one client inserting sequential ids (autocommit);"
     echo "outage = the longest gap between two acknowledged writes. Semi-sync: $( ((SEMI)) && echo on || echo off)."

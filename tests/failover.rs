@@ -148,7 +148,13 @@ fn backends(g: &Gantry) -> Vec<(String, String, String, String)> {
 async fn the_primary_dies_a_replica_takes_over_and_the_old_primary_rejoins() {
     let (t, table) = semi_sync_topology_with_table("failover");
     let primary = t.server("primary");
-    let g = Gantry::start(&t, &auto_args());
+    // The default health timings: the "writes within 3 s" is
+    // about them (bench/failover.sh measures it; this bounds it loosely).
+    let dir = std::env::temp_dir().join(unique_name("gantry-notify"));
+    let (notify, notified) = recording_script(&dir, "$1|$2|$GANTRY_REASON");
+    let mut args = AUTO.to_vec();
+    args.extend(["--notification-script", &notify]);
+    let g = Gantry::start(&t, &args);
     let url = g.url("app", "app_pw", "test");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -288,6 +294,15 @@ async fn the_primary_dies_a_replica_takes_over_and_the_old_primary_rejoins() {
     assert!(from.ends_with(&format!(":{}", primary.port)), "{from}");
     assert!(to.ends_with(&format!(":{}", new_primary.port)), "{to}");
     assert!(outage.parse::<u64>().is_ok_and(|ms| ms < 5000), "{outage}");
+    // The notification script heard it with Sentinel's arguments.
+    let old_at = format!("127.0.0.1 {}", primary.port);
+    let new_at = format!("127.0.0.1 {}", new_primary.port);
+    wait_until(Duration::from_secs(10), "notified", || {
+        let said = lines_of(&notified);
+        said.iter()
+            .any(|l| l.starts_with(&format!("+sdown|master gantry {old_at}|")))
+            && said.contains(&format!("+switch-master|gantry {old_at} {new_at}|auto ok"))
+    });
 
     // The new primary dies too, inside failover-block-ms: refused, said.
     new_primary.kill();
@@ -301,6 +316,14 @@ async fn the_primary_dies_a_replica_takes_over_and_the_old_primary_rejoins() {
         backends(&g).iter().all(|r| !(r.2 == "rw" && r.1 == "up")),
         "no primary up"
     );
+    wait_until(Duration::from_secs(10), "the refusal notified", || {
+        lines_of(&notified).iter().any(|l| {
+            l.starts_with(&format!(
+                "-failover-abort|master gantry {new_at}|auto refused"
+            ))
+        })
+    });
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `SELECT * FROM failovers`: (kind, from, to, write_outage_ms, outcome).
@@ -319,15 +342,44 @@ fn failovers(g: &Gantry) -> Vec<(String, String, String, String, String)> {
 /// Gantry's options for these tests: fast health checks, `auto`.
 fn auto_args() -> Vec<&'static str> {
     let mut args: Vec<&str> = FAST_HEALTH.to_vec();
-    args.extend([
-        "--failover",
-        "auto",
-        "--replication-username",
-        "repl",
-        "--replication-password",
-        "repl_pw",
-    ]);
+    args.extend(AUTO);
     args
+}
+
+/// `auto` with the replication account; the health timings as configured.
+const AUTO: [&str; 6] = [
+    "--failover",
+    "auto",
+    "--replication-username",
+    "repl",
+    "--replication-password",
+    "repl_pw",
+];
+
+/// An operator's script that appends `line` (shell words, e.g. `$*`) to a
+/// file: (the script, the file it writes). Both live in `dir`.
+fn recording_script(dir: &std::path::Path, line: &str) -> (String, std::path::PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let script = dir.join(unique_name("script"));
+    let said = dir.join(unique_name("said"));
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"{line}\" >> {}\n", said.display()),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", script.to_str().unwrap()])
+        .status()
+        .unwrap();
+    (script.to_str().unwrap().to_string(), said)
+}
+
+fn lines_of(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
 }
 
 /// A TCP relay from a local port to `target`, which the test can cut:
@@ -446,19 +498,7 @@ async fn two_servers_the_replica_takes_over_and_the_old_primary_rejoins() {
     let replica_addr = replica.addr();
     // The operator's scripts hear of it, with Sentinel's arguments.
     let dir = std::env::temp_dir().join(unique_name("gantry-reconfig"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let reconfig = dir.join("reconfig.sh");
-    let said = dir.join("said");
-    std::fs::write(
-        &reconfig,
-        format!("#!/bin/sh\necho \"$*\" >> {}\n", said.display()),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .args(["+x", reconfig.to_str().unwrap()])
-        .status()
-        .unwrap();
-    let reconfig_arg = reconfig.to_str().unwrap().to_string();
+    let (reconfig_arg, said) = recording_script(&dir, "$*");
     args.extend([
         "--proxy-read-only-backend-addresses",
         &replica_addr,
@@ -659,6 +699,66 @@ async fn switchover_under_write_load_fails_and_loses_nothing() {
     for s in t.servers() {
         assert_eq!(sums(s), sums(new_primary), "{} has the same rows", s.name);
     }
+}
+
+/// A SWITCHOVER while another one runs (it waits for a slow write on the
+/// old primary) is refused; the first goes on and the write lands.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_promotion_at_a_time() {
+    let t = Topology::start();
+    let primary = t.server("primary");
+    let mut args: Vec<&str> = FAST_HEALTH.to_vec();
+    args.extend(&AUTO[2..]);
+    let g = Gantry::start(&t, &args);
+    wait_until(Duration::from_secs(10), "replicas up", || {
+        backends(&g)
+            .iter()
+            .filter(|r| r.2 == "ro" && r.1 == "up")
+            .count()
+            == 2
+    });
+    let table = unique_name("one_at_a_time");
+    let mut c = mysql_async::Conn::from_url(g.url("app", "app_pw", "test").as_str())
+        .await
+        .unwrap();
+    c.query_drop(format!("CREATE TABLE test.{table} (x INT)"))
+        .await
+        .unwrap();
+    let slow_sql = format!("INSERT INTO test.{table} SELECT SLEEP(1.5)");
+    let slow = tokio::spawn(async move { c.query_drop(slow_sql).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let (first, second) = std::thread::scope(|s| {
+        let first = s.spawn(|| g.admin_mariadb(&["-e", "SWITCHOVER"]));
+        std::thread::sleep(Duration::from_millis(300));
+        let second = g.admin_mariadb(&["-e", "SWITCHOVER"]);
+        (first.join().unwrap(), second)
+    });
+    let refusal = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success() && refusal.contains("another failover or switchover is running"),
+        "second SWITCHOVER: {second:?}"
+    );
+    assert!(first.status.success(), "first SWITCHOVER: {first:?}");
+    slow.await.unwrap().expect("the slow write finished");
+    let history = failovers(&g);
+    let outcomes: Vec<&str> = history.iter().map(|f| f.4.as_str()).collect();
+    assert_eq!(outcomes.len(), 2, "{history:?}");
+    assert!(outcomes.contains(&"ok"), "{history:?}");
+    assert_eq!(primary.sql("SELECT @@read_only"), "1");
+    let promoted = t
+        .servers()
+        .find(|s| {
+            history
+                .iter()
+                .any(|f| f.4 == "ok" && f.2.ends_with(&format!(":{}", s.port)))
+        })
+        .expect("the new primary");
+    // The switchover waited for the write, and the target applied it.
+    assert_eq!(
+        promoted.sql(&format!("SELECT COUNT(*) FROM test.{table}")),
+        "1"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

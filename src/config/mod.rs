@@ -100,9 +100,9 @@ const OPTIONS: &[OptSpec] = &[
     opt("shutdown-timeout-ms", int(0, HOUR_MS), "10000", "On SIGTERM/SIGINT, how long running statements and open transactions may finish (ms)"),
     opt("monitor-username", Kind::Str, "first pwds user", "Account used for health checks and replica discovery"),
     opt("monitor-password", Kind::Secret, "first pwds password", "Password of monitor-username"),
-    opt("health-interval-ms", int(10, HOUR_MS), "1000", "Interval between health probes of each backend (ms)"),
+    opt("health-interval-ms", int(10, HOUR_MS), "500", "Interval between health probes of each backend (ms)"),
     opt("probe-timeout-ms", int(1, HOUR_MS), "1000", "Timeout of one health probe (ms)"),
-    opt("down-after-milliseconds", int(0, DAY_MS), "3000", "A backend failing probes for this long is marked down (ms)"),
+    opt("down-after-milliseconds", int(0, DAY_MS), "1500", "A backend failing probes for this long is marked down (ms)"),
     opt("max-replica-lag", int(0, 86_400), "10", "Replicas lagging more than this many seconds get no reads; 0 = unbounded"),
     opt("auto-discover-replicas", Kind::Bool, "true", "Find replicas of the primary and add them automatically"),
     opt("failover", Kind::Str, "follow", "Who changes roles: follow (an external tool's failover) | auto (Gantry promotes a replica when the primary failed) | off"),
@@ -116,7 +116,7 @@ const OPTIONS: &[OptSpec] = &[
     opt("failover-block-ms", int(0, DAY_MS), "60000", "After a failover, no automatic one for this long (ms)"),
     opt("replica-heartbeat-ms", int(0, HOUR_MS), "500", "failover = auto: the heartbeat period Gantry sets on replicas (MASTER_HEARTBEAT_PERIOD), so that a silent primary is noticed; 0 = leave it as configured"),
     opt("primary-failure-timeout-ms", int(100, HOUR_MS), "2000", "failover = auto: a replica that received nothing (no event, no heartbeat) for this long confirms the primary failed (ms)"),
-    opt("notification-script", Kind::Str, "(none)", "Program run on topology changes (failover, backend up/down); empty = none"),
+    opt("notification-script", Kind::Str, "(none)", "Program run on health events and failovers, with Sentinel's <event-type> <description>; empty = none"),
     opt("client-reconfig-script", Kind::Str, "(none)", "Program run after Gantry moved the primary, with Sentinel's arguments: <name> <role> <state> <from-ip> <from-port> <to-ip> <to-port>; empty = none"),
     opt("consistency", Kind::Str, "read-your-writes", "Read consistency: eventual|read-your-writes|global"),
     opt("causal-read-timeout-ms", int(0, HOUR_MS), "1000", "How long a read waits for a replica to catch up before going to the primary (ms)"),
@@ -936,9 +936,9 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
         (None, None) => (pwds[0].user.clone(), pwds[0].password.clone()),
     };
 
-    let health_interval_ms = v.int("health-interval-ms", 1000)?;
+    let health_interval_ms = v.int("health-interval-ms", 500)?;
     let probe_timeout_ms = v.int("probe-timeout-ms", 1000)?;
-    let down_after_milliseconds = v.int("down-after-milliseconds", 3000)?;
+    let down_after_milliseconds = v.int("down-after-milliseconds", 1500)?;
     let max_replica_lag = v.int("max-replica-lag", 10)?;
     let auto_discover_replicas = v.bool("auto-discover-replicas", true)?;
     let legacy_auto = match v.raw("auto-failover") {

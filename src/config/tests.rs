@@ -125,9 +125,9 @@ fn cli_only() {
     assert_eq!(c.max_client_connections, 20000);
     assert_eq!(c.monitor_username, "app");
     assert_eq!(c.monitor_password, "app_pw");
-    assert_eq!(c.health_interval_ms, 1000);
+    assert_eq!(c.health_interval_ms, 500);
     assert_eq!(c.probe_timeout_ms, 1000);
-    assert_eq!(c.down_after_milliseconds, 3000);
+    assert_eq!(c.down_after_milliseconds, 1500);
     assert_eq!(c.max_replica_lag, 10);
     assert!(c.auto_discover_replicas);
     assert_eq!(c.failover, FailoverMode::Follow);

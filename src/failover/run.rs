@@ -27,6 +27,9 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Repointing a replica: its STOP SLAVE waits for a receiver that may be
 /// stuck on a dead or hung source.
 const REPOINT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a diverged old primary is compared with the new primary
+/// again (an operator may have re-seeded it).
+const DIVERGED_RECHECK: Duration = Duration::from_secs(10);
 
 pub(crate) async fn coordinate(ctx: Arc<Context>) {
     // The primary judged down, and since when (by runtime id).
@@ -85,13 +88,19 @@ pub(crate) async fn coordinate(ctx: Arc<Context>) {
                 "refused: another failover ended less than failover-block-ms ago".to_string();
             if said.as_deref() != Some(text.as_str()) {
                 tracing::error!(primary = %primary.addr(), "automatic failover {text}");
-                ctx.failovers.record(refused(primary, &text));
+                let record = refused(primary, &text);
+                announce(&cfg, &record);
+                ctx.failovers.record(record);
                 said = Some(text);
             }
             continue;
         }
+        if ctx.failovers.hold.is_running() {
+            // A manual FAILOVER or a SWITCHOVER is promoting already.
+            continue;
+        }
         let record = failover(&ctx, &cfg, Kind::Auto).await;
-        if record.outcome != "ok" {
+        if record.outcome != "ok" && !record.outcome.starts_with("refused") {
             // As MaxScale does: a failed automatic failover turns it off
             // until an operator looks (RELOAD CONFIG turns it on again).
             ctx.failovers.suspend();
@@ -184,11 +193,14 @@ pub async fn failover(ctx: &Context, cfg: &Config, kind: Kind) -> Record {
         position: None,
         outcome: String::new(),
     };
-    ctx.failovers.hold.begin();
+    let Some(hold) = ctx.failovers.hold.try_begin() else {
+        record.outcome = super::status::ALREADY_RUNNING.into();
+        return record;
+    };
     let outcome = promote_one(ctx, cfg, &old, &mut record).await;
     // Writes go on as soon as the new primary is published; the other
     // replicas are repointed after (STOP SLAVE may wait on a hung source).
-    ctx.failovers.hold.end();
+    drop(hold);
     ctx.failovers.ended_now();
     if let Some(chosen) = conclude(cfg, &mut record, started, outcome) {
         // In the background: a replica's STOP SLAVE may wait on its dead
@@ -224,6 +236,7 @@ pub(super) fn conclude<T>(
         Err(why) => {
             tracing::error!(kind = what, from = %record.from, %why, "primary not moved");
             record.outcome = why;
+            announce(cfg, record);
             None
         }
     }
@@ -482,21 +495,26 @@ pub(super) fn publish(ctx: &Context, old: u64, chosen: u64, fate: OldPrimary) {
     }
 }
 
-/// Tells the operator's scripts that the primary moved: the
-/// `notification-script` gets a `failover` event, the
-/// `client-reconfig-script` Sentinel's arguments.
+/// Tells the operator's scripts how a failover ended: the
+/// `notification-script` gets a `failover` event whatever the outcome
+/// (`+switch-master` or `-failover-abort…`), the `client-reconfig-script`
+/// Sentinel's arguments when the primary moved.
 pub(super) fn announce(cfg: &Config, record: &Record) {
     let to = record.to.clone().unwrap_or_default();
     crate::health::events::emit(
         crate::health::events::Event {
             kind: crate::health::events::EventKind::Failover,
             backend: to.clone(),
+            primary: true,
             old: record.from.clone(),
             new: to.clone(),
             reason: format!("{} {}", record.kind.as_str(), record.outcome),
         },
         cfg.notification_script.clone(),
     );
+    if record.outcome != "ok" {
+        return;
+    }
     let Some(script) = cfg.client_reconfig_script.clone() else {
         return;
     };
@@ -672,6 +690,13 @@ pub(crate) async fn fence_and_rejoin(
         if me.reason != reason {
             note(reason, false);
         }
+        return;
+    }
+    // Comparing opens a connection to the new primary: a diverged server,
+    // which only an operator mends, is not compared at every probe.
+    if me.reason.starts_with("diverged")
+        && !ctx.failovers.divergence_check_due(id, DIVERGED_RECHECK)
+    {
         return;
     }
     let verdict = match probe.flavor {

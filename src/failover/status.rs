@@ -18,11 +18,17 @@ pub struct WriteHold {
 }
 
 impl WriteHold {
-    pub fn begin(&self) {
-        self.running.store(true, Ordering::SeqCst);
+    /// Starts holding writes for one promotion, unless another one holds
+    /// them already (a manual FAILOVER or SWITCHOVER and an automatic
+    /// failover must never overlap). The hold ends when the lease drops.
+    pub fn try_begin(&self) -> Option<HoldLease<'_>> {
+        self.running
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()
+            .map(|_| HoldLease { hold: self })
     }
 
-    pub fn end(&self) {
+    fn end(&self) {
         self.running.store(false, Ordering::SeqCst);
         self.done.notify_waiters();
     }
@@ -43,6 +49,22 @@ impl WriteHold {
         tokio::time::timeout(max, ended).await.is_ok()
     }
 }
+
+/// The one running promotion's hold on writes; released when dropped,
+/// whatever path the promotion leaves by.
+#[derive(Debug)]
+pub struct HoldLease<'a> {
+    hold: &'a WriteHold,
+}
+
+impl Drop for HoldLease<'_> {
+    fn drop(&mut self) {
+        self.hold.end();
+    }
+}
+
+/// Why a promotion did not start.
+pub const ALREADY_RUNNING: &str = "refused: another failover or switchover is running";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -93,6 +115,9 @@ pub struct Failovers {
     activity: Mutex<HashMap<u64, Instant>>,
     /// Failovers by kind (`Kind` order) and outcome (`OUTCOMES` order).
     counts: [[AtomicU64; 3]; 3],
+    /// When each diverged old primary was last compared with the new
+    /// primary (by runtime id).
+    divergence_checked: Mutex<HashMap<u64, Instant>>,
 }
 
 /// Outcomes counted for the metrics.
@@ -188,6 +213,20 @@ impl Failovers {
         self.suspended.load(Ordering::SeqCst)
     }
 
+    /// True (and noted) if backend `id` was not checked in the last
+    /// `every`.
+    pub fn divergence_check_due(&self, id: u64, every: Duration) -> bool {
+        let mut checked = self
+            .divergence_checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let due = checked.get(&id).is_none_or(|t| t.elapsed() >= every);
+        if due {
+            checked.insert(id, Instant::now());
+        }
+        due
+    }
+
     pub fn ended_now(&self) {
         *self.last_end.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     }
@@ -212,13 +251,15 @@ mod tests {
             hold.wait(Duration::from_millis(1)).await,
             "nothing to wait for"
         );
-        hold.begin();
+        let lease = hold.try_begin().expect("nothing holds writes");
+        assert!(hold.try_begin().is_none(), "one promotion at a time");
         assert!(!hold.wait(Duration::from_millis(20)).await, "times out");
         let h = hold.clone();
         let waiter = tokio::spawn(async move { h.wait(Duration::from_secs(10)).await });
         tokio::time::sleep(Duration::from_millis(20)).await;
-        hold.end();
+        drop(lease);
         assert!(waiter.await.unwrap());
+        assert!(hold.try_begin().is_some(), "free again");
     }
 
     #[test]
@@ -242,5 +283,15 @@ mod tests {
         f.ended_now();
         assert!(f.blocked(Duration::from_secs(60)));
         assert!(!f.blocked(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_diverged_server_is_compared_again_only_when_due() {
+        let f = Failovers::default();
+        let every = Duration::from_secs(60);
+        assert!(f.divergence_check_due(7, every), "never checked");
+        assert!(!f.divergence_check_due(7, every), "just checked");
+        assert!(f.divergence_check_due(8, every), "per backend");
+        assert!(f.divergence_check_due(7, Duration::ZERO));
     }
 }

@@ -43,9 +43,12 @@ pub async fn switchover(ctx: &Context, cfg: &Config, to: Option<u64>) -> Record 
         return record;
     };
     record.from = old.addr().to_string();
-    ctx.failovers.hold.begin();
+    let Some(hold) = ctx.failovers.hold.try_begin() else {
+        record.outcome = super::status::ALREADY_RUNNING.into();
+        return record;
+    };
     let result = switch(ctx, cfg, &topo, &old, to, &mut record).await;
-    ctx.failovers.hold.end();
+    drop(hold);
     super::run::conclude(cfg, &mut record, started, result);
     record
 }

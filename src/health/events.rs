@@ -1,7 +1,9 @@
 //! Health events: logged with `tracing`, counted, and handed to the
-//! optional `notification-script` as
-//! `SCRIPT EVENT BACKEND OLD NEW` (reason in `GANTRY_REASON`). The script
-//! runs detached with a time limit so it can never stall the health loop.
+//! optional `notification-script` with Redis Sentinel's two arguments,
+//! `<event-type> <description>` (`+sdown master gantry 127.0.0.1 3306`),
+//! and Gantry's own fields in `GANTRY_EVENT`, `GANTRY_BACKEND`,
+//! `GANTRY_OLD`, `GANTRY_NEW` and `GANTRY_REASON`. The script runs
+//! detached with a time limit so it can never stall the health loop.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -47,6 +49,8 @@ impl EventKind {
 pub struct Event {
     pub kind: EventKind,
     pub backend: String,
+    /// The backend is (or, for a failover, was) the primary.
+    pub primary: bool,
     pub old: String,
     pub new: String,
     pub reason: String,
@@ -107,20 +111,73 @@ pub fn reconfigure_clients(path: PathBuf, args: Vec<String>) {
         return;
     }
     tokio::spawn(async move {
-        run_command(&path, &args, "").await;
+        run_command(&path, &args, &[]).await;
         RUNNING.fetch_sub(1, Ordering::AcqRel);
     });
 }
 
-async fn run_script(path: &std::path::Path, ev: &Event) {
-    let args = [ev.kind.as_str(), &ev.backend, &ev.old, &ev.new].map(String::from);
-    run_command(path, &args, &ev.reason).await;
+/// The name Sentinel gives the monitored primary; Gantry has one.
+const MASTER_NAME: &str = "gantry";
+
+/// Sentinel's event type for an event (Sentinel's own names where it has
+/// the event, `+`/`-` names of the same shape where it has not).
+pub fn sentinel_type(ev: &Event) -> &'static str {
+    match ev.kind {
+        EventKind::State => match (ev.old.as_str(), ev.new.as_str()) {
+            (_, "down") => "+sdown",
+            ("down", _) => "-sdown",
+            (_, "lagging") => "+lagging",
+            ("lagging", _) => "-lagging",
+            _ => "+state",
+        },
+        EventKind::Role => "+role-change",
+        EventKind::ServerChanged => "+server-changed",
+        EventKind::Discovered => "+slave",
+        EventKind::Failover if ev.reason.ends_with(" ok") => "+switch-master",
+        EventKind::Failover if ev.reason.contains("no replica") => "-failover-abort-no-good-slave",
+        EventKind::Failover => "-failover-abort",
+    }
 }
 
-async fn run_command(path: &std::path::Path, args: &[String], reason: &str) {
+/// Sentinel's description: `<instance-type> <name> <ip> <port>`, or for
+/// a new primary `<master-name> <old-ip> <old-port> <new-ip> <new-port>`.
+pub fn sentinel_description(ev: &Event) -> String {
+    let ip_port = |addr: &str| match crate::health::probe::split_host_port(addr) {
+        Some((ip, port)) => format!("{ip} {port}"),
+        None => format!("{addr} 0"),
+    };
+    if sentinel_type(ev) == "+switch-master" {
+        return format!("{MASTER_NAME} {} {}", ip_port(&ev.old), ip_port(&ev.new));
+    }
+    // A failed failover is about the primary it could not replace.
+    let addr = if ev.kind == EventKind::Failover {
+        &ev.old
+    } else {
+        &ev.backend
+    };
+    if ev.primary {
+        format!("master {MASTER_NAME} {}", ip_port(addr))
+    } else {
+        format!("slave {addr} {}", ip_port(addr))
+    }
+}
+
+async fn run_script(path: &std::path::Path, ev: &Event) {
+    let args = [sentinel_type(ev).to_string(), sentinel_description(ev)];
+    let env = [
+        ("GANTRY_EVENT", ev.kind.as_str()),
+        ("GANTRY_BACKEND", &ev.backend),
+        ("GANTRY_OLD", &ev.old),
+        ("GANTRY_NEW", &ev.new),
+        ("GANTRY_REASON", &ev.reason),
+    ];
+    run_command(path, &args, &env).await;
+}
+
+async fn run_command(path: &std::path::Path, args: &[String], env: &[(&str, &str)]) {
     let child = tokio::process::Command::new(path)
         .args(args)
-        .env("GANTRY_REASON", reason)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -151,7 +208,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn script_gets_event_backend_old_new_and_reason() {
+    async fn script_gets_sentinel_arguments_and_gantry_fields() {
         let dir = std::env::temp_dir().join(format!("gantry-events-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("out");
@@ -159,7 +216,7 @@ mod tests {
         std::fs::write(
             &script,
             format!(
-                "#!/bin/sh\necho \"$1 $2 $3 $4 $GANTRY_REASON\" > {}.tmp && mv {0}.tmp {0}\n",
+                "#!/bin/sh\necho \"$1|$2|$GANTRY_EVENT $GANTRY_BACKEND $GANTRY_OLD $GANTRY_NEW $GANTRY_REASON\" > {}.tmp && mv {0}.tmp {0}\n",
                 out.display()
             ),
         )
@@ -174,6 +231,7 @@ mod tests {
             Event {
                 kind: EventKind::State,
                 backend: "127.0.0.1:3307".into(),
+                primary: false,
                 old: "up".into(),
                 new: "lagging".into(),
                 reason: "SQL thread stopped".into(),
@@ -186,7 +244,7 @@ mod tests {
             if let Ok(s) = std::fs::read_to_string(&out) {
                 assert_eq!(
                     s.trim(),
-                    "state 127.0.0.1:3307 up lagging SQL thread stopped"
+                    "+lagging|slave 127.0.0.1:3307 127.0.0.1 3307|state 127.0.0.1:3307 up lagging SQL thread stopped"
                 );
                 break;
             }
@@ -205,6 +263,7 @@ mod tests {
             Event {
                 kind: EventKind::Discovered,
                 backend: "h:1".into(),
+                primary: false,
                 old: "-".into(),
                 new: "unknown".into(),
                 reason: String::new(),
@@ -213,5 +272,58 @@ mod tests {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(count(EventKind::Discovered) >= 1);
+    }
+
+    fn event(kind: EventKind, primary: bool, old: &str, new: &str, reason: &str) -> Event {
+        Event {
+            kind,
+            backend: "10.0.0.2:3306".into(),
+            primary,
+            old: old.into(),
+            new: new.into(),
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn sentinel_names_and_descriptions() {
+        let down = event(EventKind::State, true, "up", "down", "");
+        assert_eq!(sentinel_type(&down), "+sdown");
+        assert_eq!(sentinel_description(&down), "master gantry 10.0.0.2 3306");
+        let back = event(EventKind::State, false, "down", "up", "");
+        assert_eq!(sentinel_type(&back), "-sdown");
+        assert_eq!(
+            sentinel_description(&back),
+            "slave 10.0.0.2:3306 10.0.0.2 3306"
+        );
+        let moved = event(
+            EventKind::Failover,
+            true,
+            "10.0.0.1:3306",
+            "10.0.0.2:3306",
+            "auto ok",
+        );
+        assert_eq!(sentinel_type(&moved), "+switch-master");
+        assert_eq!(
+            sentinel_description(&moved),
+            "gantry 10.0.0.1 3306 10.0.0.2 3306"
+        );
+        let none = event(
+            EventKind::Failover,
+            true,
+            "10.0.0.1:3306",
+            "",
+            "auto no replica to promote",
+        );
+        assert_eq!(sentinel_type(&none), "-failover-abort-no-good-slave");
+        assert_eq!(sentinel_description(&none), "master gantry 10.0.0.1 3306");
+        let blocked = event(
+            EventKind::Failover,
+            true,
+            "10.0.0.1:3306",
+            "",
+            "auto refused: another failover ended less than failover-block-ms ago",
+        );
+        assert_eq!(sentinel_type(&blocked), "-failover-abort");
     }
 }

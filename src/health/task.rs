@@ -262,6 +262,7 @@ impl Backend {
                     Event {
                         kind: EventKind::ServerChanged,
                         backend: self.runtime.addr.clone(),
+                        primary: self.round_role == Role::Primary,
                         old: prev.to_string(),
                         new: now.to_string(),
                         reason: "a different server answers at this address; pools closed".into(),
@@ -333,6 +334,7 @@ impl Backend {
             emit(
                 EventKind::Role,
                 addr,
+                after.role == Role::Primary,
                 before.role.atlas_type(),
                 after.role.atlas_type(),
                 why,
@@ -343,6 +345,7 @@ impl Backend {
             emit(
                 EventKind::State,
                 addr,
+                after.role == Role::Primary,
                 before.state.as_str(),
                 after.state.as_str(),
                 &after.reason,
@@ -414,6 +417,7 @@ impl Backend {
             emit(
                 EventKind::Discovered,
                 e.addr(),
+                false,
                 "-",
                 "unknown",
                 &e.reason,
@@ -435,6 +439,7 @@ fn same(a: &BackendEntry, b: &BackendEntry) -> bool {
 fn emit(
     kind: EventKind,
     backend: &str,
+    primary: bool,
     old: &str,
     new: &str,
     reason: &str,
@@ -444,6 +449,7 @@ fn emit(
         Event {
             kind,
             backend: backend.to_string(),
+            primary,
             old: old.to_string(),
             new: new.to_string(),
             reason: reason.to_string(),
