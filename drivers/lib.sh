@@ -5,6 +5,8 @@
 #   drv_init NAME                 # sets REPO, CACHE (target/drivers), LOG dir
 #   drv_topology_up               # own MariaDB topology in a temp dir (trap cleans up)
 #   drv_gantry_up [--replicas] [USER:PW,...]   # Gantry in front of it; sets GANTRY_PORT
+#   drv_venv NAME REQ...          # a virtualenv under the cache; sets VENV
+#   drv_mysql2_install            # mysql2 into drivers/mysql2/node_modules; sets MYSQL2_VERSION
 #
 # Environment:
 #   GANTRY_BIN            the gantry binary (default: target/debug/gantry, else
@@ -188,5 +190,23 @@ drv_venv() {
         "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@" >&2 \
             || drv_die "pip install $* failed"
         printf '%s\n' "$want" >"$stamp"
+    fi
+}
+
+# mysql2 (node) installed into drivers/mysql2/node_modules from its
+# package.json / package-lock.json, unless that version is there already.
+# Sets MYSQL2_VERSION.
+drv_mysql2_install() {
+    local dir="$REPO/drivers/mysql2" have
+    drv_require node npm
+    MYSQL2_VERSION="$(node -p "require('$dir/package.json').dependencies.mysql2")"
+    have="$(node -p "try { require('$dir/node_modules/mysql2/package.json').version } catch (e) { '' }")"
+    if [[ $have != "$MYSQL2_VERSION" ]]; then
+        drv_log "installing mysql2 $MYSQL2_VERSION into $dir/node_modules"
+        if [[ -f $dir/package-lock.json ]]; then
+            (cd "$dir" && npm ci --no-audit --no-fund >&2) || drv_die "npm ci failed"
+        else
+            (cd "$dir" && npm install --no-audit --no-fund >&2) || drv_die "npm install failed"
+        fi
     fi
 }

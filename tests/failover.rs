@@ -11,29 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::failover::{auto_args, backends, failovers, semi_sync, AUTO};
 use common::{unique_name, wait_until, Gantry, Topology, FAST_HEALTH};
-
-/// Turns on semi-synchronous replication: a commit is acknowledged only
-/// once a replica received it, so a crash of the primary loses nothing
-/// acknowledged.
-fn semi_sync(t: &Topology) {
-    for s in t.servers() {
-        if s.name == "primary" {
-            s.sql("SET GLOBAL rpl_semi_sync_master_enabled = ON");
-            s.sql("SET GLOBAL rpl_semi_sync_master_timeout = 10000");
-        } else {
-            s.sql("SET GLOBAL rpl_semi_sync_slave_enabled = ON");
-            s.sql("STOP SLAVE IO_THREAD");
-            s.sql("START SLAVE IO_THREAD");
-        }
-    }
-    let primary = t.server("primary");
-    wait_until(Duration::from_secs(10), "semi-sync replicas", || {
-        primary
-            .sql("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'")
-            .ends_with("\t2")
-    });
-}
 
 /// A fresh topology with semi-sync on and an empty table of ids on it.
 fn semi_sync_topology_with_table(prefix: &str) -> (Topology, String) {
@@ -129,19 +108,6 @@ async fn read_load(url: String, table: String, stop: Arc<AtomicBool>) -> (u64, u
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     (reads, errors)
-}
-
-/// `SELECT * FROM backends` on the admin port: (address, state, type, reason).
-fn backends(g: &Gantry) -> Vec<(String, String, String, String)> {
-    let out = g.admin_mariadb(&["-N", "-e", "SELECT * FROM backends"]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            let get = |i: usize| f.get(i).copied().unwrap_or("").to_string();
-            (get(1), get(2), get(3), get(5))
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -325,36 +291,6 @@ async fn the_primary_dies_a_replica_takes_over_and_the_old_primary_rejoins() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
-
-/// `SELECT * FROM failovers`: (kind, from, to, write_outage_ms, outcome).
-fn failovers(g: &Gantry) -> Vec<(String, String, String, String, String)> {
-    let out = g.admin_mariadb(&["-N", "-e", "SELECT * FROM failovers"]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            let get = |i: usize| f.get(i).copied().unwrap_or("").to_string();
-            (get(1), get(2), get(3), get(4), get(6))
-        })
-        .collect()
-}
-
-/// Gantry's options for these tests: fast health checks, `auto`.
-fn auto_args() -> Vec<&'static str> {
-    let mut args: Vec<&str> = FAST_HEALTH.to_vec();
-    args.extend(AUTO);
-    args
-}
-
-/// `auto` with the replication account; the health timings as configured.
-const AUTO: [&str; 6] = [
-    "--failover",
-    "auto",
-    "--replication-username",
-    "repl",
-    "--replication-password",
-    "repl_pw",
-];
 
 /// An operator's script that appends `line` (shell words, e.g. `$*`) to a
 /// file: (the script, the file it writes). Both live in `dir`.

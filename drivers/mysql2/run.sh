@@ -25,16 +25,8 @@ done
 
 drv_init mysql2
 drv_require node npm
-want="$(node -p "require('$HERE/package.json').dependencies.mysql2")"
-have="$(node -p "try { require('$HERE/node_modules/mysql2/package.json').version } catch (e) { '' }")"
-if [[ $have != "$want" ]]; then
-    drv_log "installing mysql2 $want into $HERE/node_modules"
-    if [[ -f $HERE/package-lock.json ]]; then
-        (cd "$HERE" && npm ci --no-audit --no-fund >&2) || drv_die "npm ci failed"
-    else
-        (cd "$HERE" && npm install --no-audit --no-fund >&2) || drv_die "npm install failed"
-    fi
-fi
+drv_mysql2_install
+want="$MYSQL2_VERSION"
 drv_topology_up topology
 # shellcheck disable=SC2086  # GANTRY_EXTRA_ARGS is word-split on purpose
 drv_gantry_up "${REPLICAS[@]}" "app:app_pw,admin:admin_pw" ${GANTRY_EXTRA_ARGS:-}

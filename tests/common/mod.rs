@@ -19,6 +19,8 @@
 //! MariaDB is a failing test, never a skipped one.
 #![allow(dead_code, unused_imports)]
 
+pub mod clients;
+pub mod failover;
 mod gantry;
 pub mod raw;
 mod topology;
