@@ -413,6 +413,19 @@ async fn gantry_cut_from_a_primary_the_replicas_still_reach_does_not_fail_over()
         .await
         .unwrap_err();
     assert_eq!(common::server_code(&err), Some(1105), "{err}");
+    // The same error as libmariadb reads it, and reads still answer.
+    let cli = g.mariadb(&["-e", &format!("INSERT INTO test.{table} VALUES (1)")]);
+    let said = String::from_utf8_lossy(&cli.stderr);
+    assert!(
+        !cli.status.success() && said.contains("ERROR 1105 (HY000)"),
+        "{cli:?}"
+    );
+    let read = g.mariadb(&["-N", "-e", &format!("SELECT COUNT(*) FROM test.{table}")]);
+    assert_eq!(
+        String::from_utf8_lossy(&read.stdout).trim(),
+        "0",
+        "{read:?}"
+    );
     fwd.set_cut(false);
     wait_until(Duration::from_secs(10), "primary up again", || {
         backends(&g).iter().any(|r| r.0 == via && r.1 == "up")

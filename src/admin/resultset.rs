@@ -153,7 +153,7 @@ mod tests {
         let mut out = Vec::new();
         while let Some(n) = complete_len(buf) {
             let (p, seq) = join_payload(&buf[..n]);
-            out.push((seq, p));
+            out.push((seq, p.into_owned()));
             buf = &buf[n..];
         }
         assert!(buf.is_empty());

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 
-use crate::protocol::packet::put_packet;
+use crate::protocol::packet::{put_packet, MAX_PAYLOAD};
 use crate::router::Classification;
 
 /// CURSOR_TYPE_READ_ONLY in COM_STMT_EXECUTE's flags.
@@ -210,33 +210,45 @@ pub fn rewrite_execute(
     if payload.len() < 10 {
         return false;
     }
-    let mut body = Vec::with_capacity(payload.len() + 2 * n);
-    body.extend_from_slice(&payload[..10]);
-    body[1..5].copy_from_slice(&backend_id.to_le_bytes());
+    let flag_at = 10 + n.div_ceil(8);
+    let bound = payload.get(flag_at).copied();
+    let types = payload.get(flag_at + 1..flag_at + 1 + 2 * n);
+    if n > 0 && (bound.is_none() || (bound == Some(1) && types.is_none())) {
+        return false;
+    }
+    // The payload is framed once it is built: a header slot first, filled
+    // in at the end (the reused `out` is the only buffer).
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&payload[..10]);
+    out[5..9].copy_from_slice(&backend_id.to_le_bytes());
     if n == 0 {
-        body.extend_from_slice(&payload[10..]);
+        out.extend_from_slice(&payload[10..]);
     } else {
-        let bitmap = n.div_ceil(8);
-        let flag_at = 10 + bitmap;
-        let Some(&bound) = payload.get(flag_at) else {
-            return false;
-        };
-        body.extend_from_slice(&payload[10..flag_at]);
-        if bound == 1 {
-            let Some(types) = payload.get(flag_at + 1..flag_at + 1 + 2 * n) else {
-                return false;
-            };
-            stmt.param_types = Some(types.to_vec());
-            body.extend_from_slice(&payload[flag_at..]);
+        out.extend_from_slice(&payload[10..flag_at]);
+        if let (Some(1), Some(types)) = (bound, types) {
+            let kept = stmt.param_types.get_or_insert_with(Vec::new);
+            kept.clear();
+            kept.extend_from_slice(types);
+            out.extend_from_slice(&payload[flag_at..]);
         } else if let Some(types) = &stmt.param_types {
-            body.push(1);
-            body.extend_from_slice(types);
-            body.extend_from_slice(&payload[flag_at + 1..]);
+            out.extend_from_slice(&[1]);
+            out.extend_from_slice(types);
+            out.extend_from_slice(&payload[flag_at + 1..]);
         } else {
-            body.extend_from_slice(&payload[flag_at..]);
+            out.extend_from_slice(&payload[flag_at..]);
         }
     }
-    put_packet(out, 0, &body);
+    let len = out.len() - 4;
+    if len < MAX_PAYLOAD {
+        out[..3].copy_from_slice(&(len as u32).to_le_bytes()[..3]);
+        out[3] = 0;
+    } else {
+        // Longer than one packet (types inserted into a buffered execute
+        // near 16 MiB): framed into continuation packets, once.
+        let body = out.split_off(4);
+        out.clear();
+        put_packet(out, 0, &body);
+    }
     true
 }
 

@@ -2,6 +2,7 @@
 //! Payloads of 0xFFFFFF bytes continue in the next packet.
 
 use bytes::{BufMut, BytesMut};
+use std::borrow::Cow;
 use std::io;
 use tokio::io::AsyncReadExt;
 
@@ -300,12 +301,20 @@ impl PacketReader {
             .await?
             .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
         let raw = self.buf.split_to(n);
-        Ok(join_payload(&raw))
+        let (payload, seq) = join_payload(&raw);
+        Ok((payload.into_owned(), seq))
     }
 }
 
 /// Joins the payloads of a complete logical packet (headers included).
-pub fn join_payload(raw: &[u8]) -> (Vec<u8>, u8) {
+pub fn join_payload(raw: &[u8]) -> (Cow<'_, [u8]>, u8) {
+    // One packet (nearly every command): its payload as it is, no copy.
+    if raw.len() >= 4 {
+        let (len, seq) = header(raw);
+        if len < MAX_PAYLOAD && 4 + len == raw.len() {
+            return (Cow::Borrowed(&raw[4..]), seq);
+        }
+    }
     let mut out = Vec::with_capacity(raw.len().saturating_sub(4));
     let mut pos = 0;
     let mut seq = 0;
@@ -316,7 +325,7 @@ pub fn join_payload(raw: &[u8]) -> (Vec<u8>, u8) {
         out.extend_from_slice(&raw[pos + 4..end]);
         pos = end;
     }
-    (out, seq)
+    (Cow::Owned(out), seq)
 }
 
 #[cfg(test)]
