@@ -123,6 +123,8 @@ pub fn render(ctx: &Context) -> String {
                 .set(v)
         };
         g("up", i64::from(b.state == BackendState::Up));
+        // An old primary left out because the new one lacks its writes.
+        g("diverged", i64::from(b.reason.starts_with("diverged")));
         g("lag_seconds", b.lag.map_or(-1, |l| l as i64));
         let pools = b.runtime.pools();
         let sum = |pick: &dyn Fn(&crate::backend::Pool) -> usize| {
@@ -153,6 +155,7 @@ pub fn render(ctx: &Context) -> String {
         ("server_changed", EventKind::ServerChanged),
         ("discovered", EventKind::Discovered),
         ("failover", EventKind::Failover),
+        ("diverged", EventKind::Diverged),
     ] {
         set_counter(&f.events, &[name], events::count(kind));
     }

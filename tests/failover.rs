@@ -518,7 +518,18 @@ async fn two_servers_the_replica_takes_over_and_the_old_primary_rejoins() {
 async fn an_old_primary_with_errant_transactions_is_fenced_and_left_out() {
     let t = Topology::start();
     let primary = t.server("primary");
-    let g = Gantry::start(&t, &auto_args());
+    let dir = std::env::temp_dir().join(unique_name("gantry-errant"));
+    let (notify, notified) = recording_script(&dir, "$1|$2|$GANTRY_REASON");
+    let metrics_port = common::free_port().to_string();
+    let metrics = format!("127.0.0.1:{metrics_port}");
+    let mut args = auto_args();
+    args.extend([
+        "--notification-script",
+        &notify,
+        "--metrics-address",
+        &metrics,
+    ]);
+    let g = Gantry::start(&t, &args);
     let table = unique_name("errant");
     primary.sql(&format!("CREATE TABLE test.{table} (id INT)"));
     t.wait_replicas_caught_up(Duration::from_secs(10));
@@ -559,6 +570,32 @@ async fn an_old_primary_with_errant_transactions_is_fenced_and_left_out() {
         "the errant GTID {errant} is shown: {row:?}"
     );
     assert_ne!(row.1, "up", "it serves nothing: {row:?}");
+    // Said to the operator's script and in the metrics.
+    let at = format!("127.0.0.1:{}", primary.port);
+    wait_until(Duration::from_secs(10), "divergence notified", || {
+        lines_of(&notified).iter().any(|l| {
+            l.starts_with(&format!(
+                "+diverged|slave {at} 127.0.0.1 {}|diverged: ",
+                primary.port
+            )) && l.contains(&errant)
+        })
+    });
+    let exposition = common::scrape(metrics_port.parse().unwrap(), "/metrics");
+    let gauge = format!("gantry_backend{{address=\"{at}\",metric=\"diverged\"");
+    assert!(
+        exposition
+            .lines()
+            .any(|l| l.starts_with(&gauge) && l.ends_with(" 1")),
+        "{exposition}"
+    );
+    assert!(
+        exposition.lines().any(
+            |l| l.starts_with("gantry_health_events_total{kind=\"diverged\"} ")
+                && !l.ends_with(" 0")
+        ),
+        "{exposition}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
     // Never repointed, and no write reached it.
     assert!(primary.slave_status().is_none(), "not made a replica");
     assert_eq!(

@@ -2,17 +2,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-
-use common::{shared_topology, Gantry};
-
-fn scrape(port: u16, path: &str) -> String {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics port");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
+use common::{scrape, shared_topology, Gantry};
 
 fn value(text: &str, line_start: &str) -> f64 {
     text.lines()

@@ -728,6 +728,17 @@ pub(crate) async fn fence_and_rejoin(
         let reason = format!("diverged: {verdict}");
         if me.reason != reason {
             tracing::error!(backend = %me.addr(), %verdict, "old primary not rejoined");
+            crate::health::events::emit(
+                crate::health::events::Event {
+                    kind: crate::health::events::EventKind::Diverged,
+                    backend: me.addr().to_string(),
+                    primary: false,
+                    old: me.reason.clone(),
+                    new: "diverged".into(),
+                    reason: reason.clone(),
+                },
+                cfg.notification_script.clone(),
+            );
             note(reason, false);
         }
         return;

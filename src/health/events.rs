@@ -23,15 +23,19 @@ pub enum EventKind {
     /// Gantry promoted a replica (failover or switchover); `old` and `new`
     /// are the old and new primary, `reason` the outcome.
     Failover,
+    /// An old primary holds transactions the new primary lacks: it is not
+    /// rejoined (`reason` names them).
+    Diverged,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: [EventKind; 6] = [
         EventKind::State,
         EventKind::Role,
         EventKind::ServerChanged,
         EventKind::Discovered,
         EventKind::Failover,
+        EventKind::Diverged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +45,7 @@ impl EventKind {
             EventKind::ServerChanged => "server-changed",
             EventKind::Discovered => "discovered",
             EventKind::Failover => "failover",
+            EventKind::Diverged => "diverged",
         }
     }
 }
@@ -56,7 +61,8 @@ pub struct Event {
     pub reason: String,
 }
 
-static COUNTS: [AtomicU64; 5] = [
+static COUNTS: [AtomicU64; 6] = [
+    AtomicU64::new(0),
     AtomicU64::new(0),
     AtomicU64::new(0),
     AtomicU64::new(0),
@@ -78,7 +84,10 @@ pub fn count(kind: EventKind) -> u64 {
 pub fn emit(ev: Event, script: Option<PathBuf>) {
     COUNTS[ev.kind as usize].fetch_add(1, Ordering::Relaxed);
     let worse = matches!(ev.new.as_str(), "down" | "lagging")
-        || matches!(ev.kind, EventKind::ServerChanged | EventKind::Failover);
+        || matches!(
+            ev.kind,
+            EventKind::ServerChanged | EventKind::Failover | EventKind::Diverged
+        );
     if worse {
         tracing::warn!(event = ev.kind.as_str(), backend = %ev.backend, old = %ev.old, new = %ev.new, reason = %ev.reason, "backend health changed");
     } else {
@@ -133,6 +142,7 @@ pub fn sentinel_type(ev: &Event) -> &'static str {
         EventKind::Role => "+role-change",
         EventKind::ServerChanged => "+server-changed",
         EventKind::Discovered => "+slave",
+        EventKind::Diverged => "+diverged",
         EventKind::Failover if ev.reason.ends_with(" ok") => "+switch-master",
         EventKind::Failover if ev.reason.contains("no replica") => "-failover-abort-no-good-slave",
         EventKind::Failover => "-failover-abort",

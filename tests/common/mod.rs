@@ -168,3 +168,14 @@ pub fn sysbench(port: u16, table_size: u32, args: &[&str]) -> String {
     assert!(out.status.success(), "sysbench {args:?} failed:\n{text}");
     text
 }
+
+/// An HTTP GET of `path` on the metrics port: the whole response.
+#[allow(dead_code)]
+pub fn scrape(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics port");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
