@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::failover::{auto_args, backends, failovers, semi_sync, AUTO};
+use common::failover::{auto_args, backends, failovers, lacked, semi_sync, AUTO};
 use common::{unique_name, wait_until, Gantry, Topology, FAST_HEALTH};
 
 /// A fresh topology with semi-sync on and an empty table of ids on it.
@@ -198,6 +198,12 @@ async fn the_primary_dies_a_replica_takes_over_and_the_old_primary_rejoins() {
     // replica received (semi-sync commits to the binlog before the ack):
     // then it stays out, diverged, and that transaction was never
     // acknowledged.
+    // What the new primary lacks, against the old one's last known position.
+    let at_failover = lacked(&g);
+    assert!(
+        at_failover[0].contains(" (of its last known position "),
+        "{at_failover:?}"
+    );
     primary.start();
     let rejoined = || {
         primary.slave_status().is_some_and(|s| {
@@ -226,7 +232,15 @@ async fn the_primary_dies_a_replica_takes_over_and_the_old_primary_rejoins() {
             .filter_map(|l| l.trim().parse().ok())
             .collect()
     };
+    // Once it answered again, from its binlog.
+    wait_until(
+        Duration::from_secs(10),
+        "what it lacked, from its binlog",
+        || lacked(&g)[0].ends_with("(its binlog, when it answered again)"),
+    );
+    let from_binlog = lacked(&g)[0].clone();
     if diverged() {
+        assert!(!from_binlog.starts_with("none"), "{from_binlog}");
         let extra: Vec<u64> = ids(primary)
             .difference(&ids(new_primary))
             .copied()
@@ -238,6 +252,7 @@ async fn the_primary_dies_a_replica_takes_over_and_the_old_primary_rejoins() {
             "{extra:?} were acknowledged"
         );
     } else {
+        assert!(from_binlog.starts_with("none "), "{from_binlog}");
         let target = new_primary.gtid_current_pos();
         primary.wait_for_gtid(&target, Duration::from_secs(20));
         assert_eq!(ids(primary), ids(new_primary));
@@ -570,6 +585,11 @@ async fn an_old_primary_with_errant_transactions_is_fenced_and_left_out() {
         "the errant GTID {errant} is shown: {row:?}"
     );
     assert_ne!(row.1, "up", "it serves nothing: {row:?}");
+    let said = lacked(&g);
+    assert!(
+        said[0].starts_with(&errant) && said[0].ends_with("(its binlog, when it answered again)"),
+        "the record names what the new primary lacks: {said:?}"
+    );
     // Said to the operator's script and in the metrics.
     let at = format!("127.0.0.1:{}", primary.port);
     wait_until(Duration::from_secs(10), "divergence notified", || {

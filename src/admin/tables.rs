@@ -81,7 +81,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("SELECT VERSION", "shows the Gantry version"),
     (
         "SELECT * FROM failovers",
-        "lists failovers: when, kind, from, to, write outage, outcome",
+        "lists failovers: when, kind, from, to, write outage, outcome, lost writes",
     ),
     (
         "FAILOVER",
@@ -134,6 +134,7 @@ fn failovers(ctx: &Context) -> ResultSet {
         ("write_outage_ms", I),
         ("position", T),
         ("outcome", T),
+        ("old_primary_lacked", T),
     ]);
     for r in ctx.failovers.records() {
         rs.push(vec![
@@ -144,6 +145,7 @@ fn failovers(ctx: &Context) -> ResultSet {
             r.write_outage.map(|d| d.as_millis().to_string()),
             r.position.clone(),
             s(&r.outcome),
+            r.lacked.clone(),
         ]);
     }
     rs

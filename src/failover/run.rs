@@ -7,7 +7,7 @@
 //! (`fence_and_rejoin`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use super::candidate::{self, Candidate};
 use super::detect::{self, Link, ReplicaView, Timing};
@@ -151,13 +151,8 @@ fn view(
 
 fn refused(primary: &BackendEntry, why: &str) -> Record {
     Record {
-        started: SystemTime::now(),
-        kind: Kind::Auto,
-        from: primary.addr().to_string(),
-        to: None,
-        write_outage: None,
-        position: None,
         outcome: why.to_string(),
+        ..Record::new(Kind::Auto, primary.addr())
     }
 }
 
@@ -175,24 +170,11 @@ pub async fn failover(ctx: &Context, cfg: &Config, kind: Kind) -> Record {
     let topo = ctx.topology.load_full();
     let Some(old) = topo.primary().cloned() else {
         return Record {
-            started: SystemTime::now(),
-            kind,
-            from: "-".into(),
-            to: None,
-            write_outage: None,
-            position: None,
             outcome: "no primary to fail over from".into(),
+            ..Record::new(kind, "-")
         };
     };
-    let mut record = Record {
-        started: SystemTime::now(),
-        kind,
-        from: old.addr().to_string(),
-        to: None,
-        write_outage: None,
-        position: None,
-        outcome: String::new(),
-    };
+    let mut record = Record::new(kind, old.addr());
     let Some(hold) = ctx.failovers.hold.try_begin() else {
         record.outcome = super::status::ALREADY_RUNNING.into();
         return record;
@@ -280,6 +262,7 @@ async fn promote_one(
         .await
         .ok()
         .flatten();
+    record.lacked = lacked_at_failover(chosen, record.position.as_deref(), old);
     publish(ctx, old.runtime.id, chosen.id, OldPrimary::Failed);
     // Its replication configuration goes once writes flow (STOP SLAVE may
     // wait on a receiver blocked on a hung old primary).
@@ -298,6 +281,19 @@ async fn promote_one(
         conn.close().await;
     });
     Ok(chosen.clone())
+}
+
+/// How many transactions of the old primary's last known position the
+/// promoted one lacks (what was committed there and is now gone, unless
+/// the old primary comes back with it).
+fn lacked_at_failover(
+    chosen: &Candidate,
+    promoted_at: Option<&str>,
+    old: &BackendEntry,
+) -> Option<String> {
+    let old_at = old.runtime.position.load_full()?;
+    let missing = chosen.flavor.parse(promoted_at?).missing(&old_at)?;
+    Some(format!("{missing} (of its last known position {old_at})"))
 }
 
 /// The replica to promote (`failover-max-lag` applies), named in the
@@ -724,6 +720,15 @@ pub(crate) async fn fence_and_rejoin(
             rejoin::check(mine, &theirs)
         }
     };
+    let known = match &verdict {
+        rejoin::Rejoin::Rejoin => Some("none".to_string()),
+        rejoin::Rejoin::Diverged { errant } => Some(errant.clone()),
+        rejoin::Rejoin::Incomparable => None,
+    };
+    if let Some(known) = known {
+        let lacked = format!("{known} (its binlog, when it answered again)");
+        ctx.failovers.note_lacked(me.addr(), lacked);
+    }
     if !verdict.may_rejoin() {
         let reason = format!("diverged: {verdict}");
         if me.reason != reason {

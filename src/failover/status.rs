@@ -96,6 +96,26 @@ pub struct Record {
     pub position: Option<String>,
     /// `ok`, or why it failed or was refused.
     pub outcome: String,
+    /// What of the old primary's writes the new primary lacks, and how it
+    /// is known: its last known position at the failover, its binlog once
+    /// it answers again.
+    pub lacked: Option<String>,
+}
+
+impl Record {
+    /// A failover of `kind` from `from` that has only started.
+    pub fn new(kind: Kind, from: impl Into<String>) -> Record {
+        Record {
+            started: SystemTime::now(),
+            kind,
+            from: from.into(),
+            to: None,
+            write_outage: None,
+            position: None,
+            outcome: String::new(),
+            lacked: None,
+        }
+    }
 }
 
 /// Failovers so far and what they leave behind.
@@ -180,6 +200,19 @@ impl Failovers {
             records.remove(0);
         }
         records.push(r);
+    }
+
+    /// What the last successful failover from `from` is now known to have
+    /// lacked (the old primary answered again).
+    pub fn note_lacked(&self, from: &str, lacked: String) {
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = records
+            .iter_mut()
+            .rev()
+            .find(|r| r.outcome == "ok" && r.from == from && r.kind != Kind::Switchover)
+        {
+            r.lacked = Some(lacked);
+        }
     }
 
     pub fn records(&self) -> Vec<Record> {
@@ -267,13 +300,8 @@ mod tests {
         let f = Failovers::default();
         for i in 0..KEEP + 5 {
             f.record(Record {
-                started: SystemTime::now(),
-                kind: Kind::Auto,
-                from: i.to_string(),
-                to: None,
-                write_outage: None,
-                position: None,
                 outcome: "ok".into(),
+                ..Record::new(Kind::Auto, i.to_string())
             });
         }
         let r = f.records();

@@ -5,7 +5,7 @@
 //! target is promoted, the old primary and the other replicas follow it;
 //! the held writes go on to the new primary.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use super::candidate::Candidate;
 use super::run::{
@@ -25,15 +25,7 @@ use crate::health::probe::Prober;
 pub async fn switchover(ctx: &Context, cfg: &Config, to: Option<u64>) -> Record {
     let started = Instant::now();
     let topo = ctx.topology.load_full();
-    let mut record = Record {
-        started: SystemTime::now(),
-        kind: Kind::Switchover,
-        from: "-".into(),
-        to: None,
-        write_outage: None,
-        position: None,
-        outcome: String::new(),
-    };
+    let mut record = Record::new(Kind::Switchover, "-");
     let Some(old) = topo
         .primary()
         .filter(|p| p.state == BackendState::Up)

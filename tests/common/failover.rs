@@ -70,3 +70,12 @@ pub fn failovers(g: &Gantry) -> Vec<(String, String, String, String, String)> {
         })
         .collect()
 }
+
+/// The `old_primary_lacked` column of `SELECT * FROM failovers`.
+pub fn lacked(g: &Gantry) -> Vec<String> {
+    let out = g.admin_mariadb(&["-N", "-e", "SELECT * FROM failovers"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').nth(7).unwrap_or("").to_string())
+        .collect()
+}
