@@ -19,6 +19,7 @@
 //! MariaDB is a failing test, never a skipped one.
 #![allow(dead_code, unused_imports)]
 
+pub mod certs;
 pub mod clients;
 pub mod failover;
 mod gantry;
