@@ -11,6 +11,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use crate::backend::{BackendEntry, BackendRuntime, BackendState, PoolConfig, Role, Topology};
 use crate::config::Config;
 use crate::context::{Context, Settings};
+use crate::frontend::tls::{ClientTls, TlsError};
 use crate::protocol::auth::{parse_backend_greeting, ServerIdentity};
 use crate::protocol::packet::PacketReader;
 use crate::{admin, fdlimit, frontend, health, metrics, shutdown};
@@ -24,10 +25,14 @@ pub enum StartError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("config: {0}")]
+    Tls(#[from] TlsError),
 }
 
-pub fn settings_from(cfg: &Config) -> Settings {
-    Settings {
+/// The data-path settings of a configuration; reads the TLS certificate
+/// files, hence fallible.
+pub fn settings_from(cfg: &Config) -> Result<Settings, TlsError> {
+    Ok(Settings {
         pool: PoolConfig {
             min_idle: cfg.pool_min_idle,
             max_size: cfg.pool_max_size,
@@ -42,7 +47,8 @@ pub fn settings_from(cfg: &Config) -> Settings {
         login_timeout: Duration::from_millis(cfg.login_timeout_ms),
         max_unauthenticated: cfg.max_unauthenticated_connections,
         server_version: cfg.server_version.clone(),
-    }
+        tls: Arc::new(ClientTls::from_options(&cfg.client_tls)?),
+    })
 }
 
 pub fn users_from(cfg: &Config) -> HashMap<String, Arc<str>> {
@@ -73,16 +79,19 @@ pub fn topology_from(cfg: &Config, pool: PoolConfig) -> Topology {
     Topology::new(backends)
 }
 
-pub fn context_from(cfg: &Config, launch_args: Vec<std::ffi::OsString>) -> Arc<Context> {
-    let settings = settings_from(cfg);
+pub fn context_from(
+    cfg: &Config,
+    launch_args: Vec<std::ffi::OsString>,
+) -> Result<Arc<Context>, TlsError> {
+    let settings = settings_from(cfg)?;
     let topology = topology_from(cfg, settings.pool);
-    Context::new(
+    Ok(Context::new(
         cfg.clone(),
         launch_args,
         settings,
         topology,
         users_from(cfg),
-    )
+    ))
 }
 
 /// Reads the primary's greeting (no login) so clients see its version and
@@ -213,14 +222,8 @@ pub async fn run(cfg: Config, launch_args: Vec<std::ffi::OsString>) -> Result<()
         mut terminate,
         mut interrupt,
     } = Signals::install().map_err(StartError::Signals)?;
-    let ctx = context_from(&cfg, launch_args);
+    let ctx = context_from(&cfg, launch_args)?;
     tokio::spawn(reload_on_hangup(hangup, ctx.clone()));
-    if false {
-        tracing::warn!(
-            "auto-failover is not implemented yet: Gantry follows a primary moved by an \
-             external tool but does not promote a replica itself"
-        );
-    }
     if let Some(id) = learn_identity(&ctx).await {
         ctx.identity.store(Arc::new(id));
     } else {

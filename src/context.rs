@@ -8,6 +8,8 @@ use std::ffi::OsString;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use crate::frontend::tls::ClientTls;
 use std::time::Duration;
 
 use crate::backend::{BackendEntry, PoolConfig, Topology};
@@ -33,6 +35,8 @@ pub struct Settings {
     /// Connections still logging in, counted apart from logged-in clients.
     pub max_unauthenticated: usize,
     pub server_version: Option<String>,
+    /// TLS towards clients (certificates read at load).
+    pub tls: Arc<ClientTls>,
 }
 
 impl Default for Settings {
@@ -45,6 +49,7 @@ impl Default for Settings {
             login_timeout: Duration::from_millis(10_000),
             max_unauthenticated: 1000,
             server_version: None,
+            tls: Arc::default(),
         }
     }
 }

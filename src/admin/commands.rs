@@ -55,6 +55,8 @@ pub enum AdminError {
     NoConfigFile(&'static str),
     #[error("{0}")]
     Config(#[from] ConfigError),
+    #[error("config: {0}")]
+    Tls(#[from] crate::frontend::tls::TlsError),
     #[error("backend address {0:?} cannot be saved: {1}")]
     Unsaveable(String, String),
     #[error("{0}")]

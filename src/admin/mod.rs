@@ -21,6 +21,7 @@ use tokio::sync::Semaphore;
 use crate::context::Context;
 use crate::fdlimit::LogLimiter;
 use crate::frontend::login::{self, Outcome};
+use crate::frontend::transport::Transport;
 use crate::protocol::auth::{ServerIdentity, CLIENT_DEPRECATE_EOF, PROXY_CAPABILITIES};
 use crate::protocol::packet::PacketReader;
 use crate::protocol::reply::{err_packet, ok_packet};
@@ -72,7 +73,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>) {
     }
 }
 
-async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: &Arc<Context>) -> io::Result<()> {
+async fn handle(stream: TcpStream, peer: SocketAddr, ctx: &Arc<Context>) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let host = peer.ip().to_string();
     let identity = ServerIdentity {
@@ -89,12 +90,19 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, ctx: &Arc<Context>) -> 
     };
     let id = ctx.next_connection_id();
     // A silent client must not keep one of the few admin slots.
-    let timeout = ctx.settings.load().login_timeout;
-    let login = login::authenticate(&mut stream, &mut reader, id, &identity, &host, lookup);
-    let authed = match tokio::time::timeout(timeout, login).await {
+    let settings = ctx.settings.load_full();
+    let listener = login::Listener {
+        connection_id: id,
+        identity: &identity,
+        peer_host: &host,
+        tls: &settings.tls,
+        port: settings.tls.port(true),
+    };
+    let login = login::authenticate(Transport::Plain(stream), &mut reader, &listener, lookup);
+    let (mut stream, authed) = match tokio::time::timeout(settings.login_timeout, login).await {
         Ok(outcome) => match outcome? {
-            Outcome::Accepted(a) => a,
-            Outcome::Refused(r) => {
+            (stream, Outcome::Accepted(a)) => (stream, a),
+            (_, Outcome::Refused(r)) => {
                 tracing::info!(client = %host, user = ?r.user.as_deref().unwrap_or("?"), reason = r.reason, "admin login failed");
                 return Ok(());
             }

@@ -27,7 +27,7 @@ pub async fn reload(ctx: &Arc<Context>) -> Result<Summary, AdminError> {
     let cfg = tokio::task::spawn_blocking(move || config::load_from(args))
         .await
         .map_err(|e| AdminError::Internal(format!("RELOAD CONFIG task failed: {e}")))??;
-    let summary = apply(ctx, cfg);
+    let summary = apply(ctx, cfg)?;
     // An operator looked: a suspended automatic failover may run again.
     ctx.failovers.resume();
     tracing::info!(
@@ -42,7 +42,7 @@ pub async fn reload(ctx: &Arc<Context>) -> Result<Summary, AdminError> {
 /// addresses, thread counts and the pool settings of existing backends need
 /// a restart; everything else takes effect for the next connection or
 /// statement.
-pub fn apply(ctx: &Context, cfg: Config) -> Summary {
+pub fn apply(ctx: &Context, cfg: Config) -> Result<Summary, AdminError> {
     let old = ctx.config.load_full();
     for (what, before, after) in [
         ("proxy-address", &old.proxy_address, &cfg.proxy_address),
@@ -55,7 +55,9 @@ pub fn apply(ctx: &Context, cfg: Config) -> Summary {
             );
         }
     }
-    let settings = app::settings_from(&cfg);
+    // Certificates are read before anything changes: a bad file leaves
+    // the running configuration as it was.
+    let settings = app::settings_from(&cfg)?;
     let pool = settings.pool;
     let cfg = Arc::new(cfg);
     // One swap: nobody sees new accounts with an old allowlist or settings.
@@ -121,5 +123,5 @@ pub fn apply(ctx: &Context, cfg: Config) -> Summary {
         .iter()
         .filter(|b| after.by_id(b.runtime.id).is_none())
         .count();
-    summary
+    Ok(summary)
 }

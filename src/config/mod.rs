@@ -20,6 +20,7 @@ mod file;
 mod save;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 pub use addr::{
     client_ip_allowed, client_ip_matches, BackendAddr, UserPassword, DEFAULT_MYSQL_PORT, MAX_WEIGHT,
@@ -33,6 +34,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+
+pub use tls::{ClientTlsOptions, SslMode};
 
 /// How a value of an option is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +126,12 @@ const OPTIONS: &[OptSpec] = &[
     opt("user-consistency", Kind::List, "(none)", "Per-user read consistency, user:mode (overrides consistency for that user)"),
     opt("metrics-address", Kind::Str, "(off)", "Prometheus metrics address (ip:port); empty = off"),
     opt("server-version", Kind::Str, "(none)", "Server version string shown to clients; empty = the primary's version"),
+    opt("ssl", Kind::Str, "off", "TLS for clients on the data port: off | optional | required (clients without TLS are refused)"),
+    opt("admin-ssl", Kind::Str, "off", "TLS on the admin port: off | optional | required (same certificate)"),
+    opt("ssl-cert", Kind::Str, "(none)", "PEM certificate chain Gantry presents to clients (required when ssl or admin-ssl is on)"),
+    opt("ssl-key", Kind::Str, "(none)", "PEM private key of ssl-cert"),
+    opt("ssl-ca", Kind::Str, "(none)", "PEM CA of client certificates: clients may present one; require-ssl-users must"),
+    opt("require-ssl-users", Kind::List, "(none)", "Accounts that must log in over TLS (with ssl-ca: with a verified client certificate)"),
 ];
 
 fn spec(key: &str) -> &'static OptSpec {
@@ -298,6 +307,8 @@ pub struct Config {
     pub causal_read_timeout_ms: u64,
     /// Prometheus listener `ip:port` (validated); `None` = off.
     pub metrics_address: Option<String>,
+    /// TLS towards clients.
+    pub client_tls: ClientTlsOptions,
     /// Version string shown to clients; `None` = the primary's own.
     pub server_version: Option<String>,
 }
@@ -369,6 +380,7 @@ impl fmt::Debug for Config {
             .field("causal_read_timeout_ms", &self.causal_read_timeout_ms)
             .field("metrics_address", &self.metrics_address)
             .field("server_version", &self.server_version)
+            .field("client_tls", &self.client_tls)
             .finish()
     }
 }
@@ -383,6 +395,11 @@ impl Config {
             items.iter().map(f).collect::<Vec<_>>().join(",")
         }
         let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        let path = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        };
         let secret = "******".to_string();
         vec![
             ("proxy-address", self.proxy_address.clone()),
@@ -491,6 +508,15 @@ impl Config {
             ),
             ("metrics-address", opt(&self.metrics_address)),
             ("server-version", opt(&self.server_version)),
+            ("ssl", self.client_tls.ssl.to_string()),
+            ("admin-ssl", self.client_tls.admin_ssl.to_string()),
+            ("ssl-cert", path(&self.client_tls.ssl_cert)),
+            ("ssl-key", path(&self.client_tls.ssl_key)),
+            ("ssl-ca", path(&self.client_tls.ssl_ca)),
+            (
+                "require-ssl-users",
+                self.client_tls.require_ssl_users.join(","),
+            ),
         ]
     }
 }
@@ -1000,6 +1026,7 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
     }
     let server_version = v.string("server-version")?.map(|s| s.trim().to_string());
 
+    let client_tls = tls::parse(&v)?;
     Ok(Config {
         config_path: config_path
             .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())),
@@ -1047,6 +1074,7 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
         user_consistency,
         causal_read_timeout_ms,
         metrics_address,
+        client_tls,
         server_version,
     })
 }

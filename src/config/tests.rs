@@ -997,3 +997,49 @@ fn user_consistency_entries() {
     let e = err("user-consistency = [\"billing\"]\n");
     assert!(e.contains("is not user:mode"), "{e}");
 }
+
+#[test]
+fn client_tls_options_parse_and_need_a_certificate() {
+    let base = [
+        "gantry",
+        "--admin-password",
+        "x",
+        "--proxy-backend-addresses",
+        "127.0.0.1:3306",
+        "--pwds",
+        "app:pw",
+    ];
+    let load = |extra: &[&str]| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(extra);
+        load_from(args)
+    };
+    let c = load(&[]).unwrap();
+    assert_eq!(c.client_tls, ClientTlsOptions::default());
+    let c = load(&[
+        "--ssl",
+        "Required",
+        "--admin-ssl",
+        "optional",
+        "--ssl-cert",
+        "/c.pem",
+        "--ssl-key",
+        "/k.pem",
+        "--require-ssl-users",
+        "app, bob",
+    ])
+    .unwrap();
+    assert_eq!(c.client_tls.ssl, SslMode::Required);
+    assert_eq!(c.client_tls.admin_ssl, SslMode::Optional);
+    assert_eq!(c.client_tls.require_ssl_users, ["app", "bob"]);
+    let e = load(&["--ssl", "on"]).unwrap_err().to_string();
+    assert!(e.contains("off|optional|required"), "{e}");
+    let e = load(&["--ssl", "optional", "--ssl-cert", "/c.pem"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ssl-key"), "{e}");
+    let e = load(&["--require-ssl-users", "app"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("require-ssl-users"), "{e}");
+}

@@ -8,7 +8,8 @@ use bytes::{BufMut, BytesMut};
 use flate2::{Compress, Decompress, FlushCompress, FlushDecompress, Status};
 use std::io;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use super::transport::Transport;
 
 use crate::protocol::packet::ReadInto;
 
@@ -17,7 +18,7 @@ const MIN_COMPRESS: usize = 50;
 const MAX_FRAME: usize = 0xFF_FFFF;
 
 pub struct ClientStream {
-    stream: TcpStream,
+    stream: Transport,
     compression: Option<Box<Compression>>,
 }
 
@@ -31,7 +32,7 @@ struct Compression {
 }
 
 impl ClientStream {
-    pub fn new(stream: TcpStream) -> Self {
+    pub fn new(stream: Transport) -> Self {
         Self {
             stream,
             compression: None,
@@ -43,10 +44,17 @@ impl ClientStream {
     /// never resolves.
     pub async fn closed(&self) {
         let mut probe = [0u8; 1];
-        match self.stream.peek(&mut probe).await {
+        // On TLS the socket is peeked below the encryption: a close_notify
+        // or any other record counts as data, only the end of the stream
+        // as closed.
+        match self.stream.tcp().peek(&mut probe).await {
             Ok(0) | Err(_) => {}
             Ok(_) => std::future::pending().await,
         }
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.stream
     }
 
     /// From now on every frame is compressed (after the login's OK).

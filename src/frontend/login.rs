@@ -1,5 +1,6 @@
 //! The server side of the connection phase, shared by the data port and the
-//! admin port: greeting, login request, optional auth switch to
+//! admin port: greeting, optional TLS (the client's SSL request, then the
+//! handshake), login request, optional auth switch to
 //! mysql_native_password, and the password check.
 
 use bytes::BytesMut;
@@ -7,9 +8,10 @@ use rand::Rng;
 use std::io;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
-use crate::protocol::auth::{self, ClientLogin, ServerIdentity, CLIENT_PLUGIN_AUTH};
+use super::tls::{ClientTls, PortTls};
+use super::transport::Transport;
+use crate::protocol::auth::{self, ClientLogin, ServerIdentity, CLIENT_PLUGIN_AUTH, CLIENT_SSL};
 use crate::protocol::packet::{put_packet, PacketReader};
 use crate::protocol::reply::{err_packet, MyError};
 
@@ -49,21 +51,38 @@ pub fn new_nonce() -> [u8; 20] {
     nonce
 }
 
-pub async fn send_error(stream: &mut TcpStream, seq: u8, err: &MyError) -> io::Result<()> {
+pub async fn send_error(stream: &mut Transport, seq: u8, err: &MyError) -> io::Result<()> {
     let mut out = BytesMut::new();
     err_packet(&mut out, seq, err);
     stream.write_all(&out).await
 }
 
-/// Runs the connection phase up to (not including) the final OK.
+/// What the listener shows and requires of one connection.
+pub struct Listener<'a> {
+    pub connection_id: u32,
+    pub identity: &'a ServerIdentity,
+    /// The client's address, for access-denied messages.
+    pub peer_host: &'a str,
+    /// The rules (`require-ssl-users`, client certificates).
+    pub tls: &'a ClientTls,
+    /// The listener's acceptor and mode; `None` = no TLS offered.
+    pub port: Option<PortTls<'a>>,
+}
+
+/// The SSL request: the first 32 bytes of a login request, CLIENT_SSL set.
+fn is_ssl_request(payload: &[u8]) -> bool {
+    payload.len() == 32
+        && u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]) & CLIENT_SSL != 0
+}
+
+/// Runs the connection phase up to (not including) the final OK; gives
+/// the client's transport back (upgraded to TLS if the client asked).
 pub async fn authenticate<F>(
-    stream: &mut TcpStream,
+    mut stream: Transport,
     reader: &mut PacketReader,
-    connection_id: u32,
-    identity: &ServerIdentity,
-    peer_host: &str,
+    at: &Listener<'_>,
     lookup: F,
-) -> io::Result<Outcome>
+) -> io::Result<(Transport, Outcome)>
 where
     F: Fn(&str) -> Option<Arc<str>>,
 {
@@ -72,11 +91,44 @@ where
     put_packet(
         &mut out,
         0,
-        &auth::server_greeting(identity, connection_id, &nonce),
+        &auth::server_greeting(at.identity, at.connection_id, &nonce, at.port.is_some()),
     );
     stream.write_all(&out).await?;
+    let (mut payload, mut seq) = reader.read_payload(&mut stream).await?;
+    if let Some(port) = at.port.as_ref().filter(|_| is_ssl_request(&payload)) {
+        // Clients start the handshake at once: what was read past the
+        // request belongs to it.
+        let early = reader.buf.split();
+        stream = stream.start_tls(port.acceptor, &early).await?;
+        (payload, seq) = reader.read_payload(&mut stream).await?;
+    }
+    let first = (payload, seq);
+    let outcome = check_login(&mut stream, reader, at, first, nonce, lookup).await?;
+    Ok((stream, outcome))
+}
 
-    let (payload, seq) = reader.read_payload(stream).await?;
+/// The login request (`first`: its payload and sequence id) onwards, on
+/// the final transport.
+async fn check_login<F>(
+    stream: &mut Transport,
+    reader: &mut PacketReader,
+    at: &Listener<'_>,
+    (payload, seq): (Vec<u8>, u8),
+    nonce: [u8; 20],
+    lookup: F,
+) -> io::Result<Outcome>
+where
+    F: Fn(&str) -> Option<Arc<str>>,
+{
+    let identity = at.identity;
+    let required = at.port.as_ref().is_some_and(|p| p.required);
+    if required && !stream.is_tls() {
+        send_error(stream, seq.wrapping_add(1), &MyError::insecure_transport()).await?;
+        return Ok(Outcome::Refused(Refused {
+            user: None,
+            reason: "TLS required",
+        }));
+    }
     let mut login = match auth::parse_login(&payload) {
         Ok(l) => l,
         Err(e) => {
@@ -99,7 +151,7 @@ where
             .is_some_and(|p| p != auth::NATIVE_PASSWORD);
     if wants_other_plugin {
         // e.g. caching_sha2_password (MySQL 8 clients): ask for native.
-        out.clear();
+        let mut out = BytesMut::with_capacity(64);
         put_packet(&mut out, seq, &auth::auth_switch_to_native(&nonce));
         stream.write_all(&out).await?;
         let (resp, s) = reader.read_payload(stream).await?;
@@ -111,8 +163,10 @@ where
     let ok = password
         .as_deref()
         .is_some_and(|pw| auth::native_password_matches(&nonce, pw, &login.auth_response));
+    // As for an account with REQUIRE SSL: the usual access denied.
+    let transport_ok = at.tls.transport_allows(&login.user, stream);
     match password {
-        Some(password) if ok => Ok(Outcome::Accepted(Box::new(Authenticated {
+        Some(password) if ok && transport_ok => Ok(Outcome::Accepted(Box::new(Authenticated {
             login,
             password,
             next_seq: seq,
@@ -120,13 +174,15 @@ where
         }))),
         known => {
             let err =
-                MyError::access_denied(&login.user, peer_host, !login.auth_response.is_empty());
+                MyError::access_denied(&login.user, at.peer_host, !login.auth_response.is_empty());
             send_error(stream, seq, &err).await?;
             Ok(Outcome::Refused(Refused {
-                reason: if known.is_some() {
-                    "wrong password"
-                } else {
-                    "unknown user"
+                reason: match known {
+                    None => "unknown user",
+                    Some(_) if !ok => "wrong password",
+                    Some(_) => {
+                        "TLS (and with ssl-ca a client certificate) required for this account"
+                    }
                 },
                 user: Some(login.user),
             }))

@@ -7,6 +7,8 @@ pub mod registry;
 pub mod session;
 pub mod state;
 pub mod stmt;
+pub mod tls;
+pub mod transport;
 
 use bytes::BytesMut;
 use std::net::SocketAddr;
@@ -25,6 +27,7 @@ use crate::protocol::MyError;
 use login::Outcome;
 use registry::SessionInfo;
 use session::{Session, SessionSetup};
+use transport::Transport;
 
 /// How often a burst of accept errors may be logged.
 const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(5);
@@ -142,8 +145,9 @@ fn refusal_after_login(ctx: &Context) -> Option<MyError> {
     None
 }
 
-async fn handle_client(mut stream: TcpStream, peer: SocketAddr, ctx: &Arc<Context>) {
+async fn handle_client(stream: TcpStream, peer: SocketAddr, ctx: &Arc<Context>) {
     let _ = stream.set_nodelay(true);
+    let mut stream = Transport::Plain(stream);
     ctx.stats.connections_total.fetch_add(1, Ordering::Relaxed);
     let host = peer.ip().to_string();
     if let Some(err) = admission(ctx, &peer) {
@@ -158,13 +162,18 @@ async fn handle_client(mut stream: TcpStream, peer: SocketAddr, ctx: &Arc<Contex
     let id = ctx.next_connection_id();
     let identity = ctx.identity.load_full();
     let mut reader = PacketReader::new();
-    let timeout = ctx.settings.load().login_timeout;
-    let authed = login::authenticate(&mut stream, &mut reader, id, &identity, &host, |u| {
-        ctx.password_of(u)
-    });
-    let authed = match tokio::time::timeout(timeout, authed).await {
-        Ok(Ok(Outcome::Accepted(a))) => a,
-        Ok(Ok(Outcome::Refused(r))) => {
+    let settings = ctx.settings.load_full();
+    let listener = login::Listener {
+        connection_id: id,
+        identity: &identity,
+        peer_host: &host,
+        tls: &settings.tls,
+        port: settings.tls.port(false),
+    };
+    let authed = login::authenticate(stream, &mut reader, &listener, |u| ctx.password_of(u));
+    let (mut stream, authed) = match tokio::time::timeout(settings.login_timeout, authed).await {
+        Ok(Ok((stream, Outcome::Accepted(a)))) => (stream, a),
+        Ok(Ok((_, Outcome::Refused(r)))) => {
             // The user name shows which account is attacked; the password
             // and scramble are never logged.
             tracing::info!(client = %host, user = ?r.user.as_deref().unwrap_or("?"), reason = r.reason, "client login failed");
@@ -175,7 +184,7 @@ async fn handle_client(mut stream: TcpStream, peer: SocketAddr, ctx: &Arc<Contex
             return;
         }
         Err(_) => {
-            tracing::debug!(client = %host, ?timeout, "client did not log in within login-timeout-ms");
+            tracing::debug!(client = %host, timeout = ?settings.login_timeout, "client did not log in within login-timeout-ms");
             return;
         }
     };
@@ -188,6 +197,7 @@ async fn handle_client(mut stream: TcpStream, peer: SocketAddr, ctx: &Arc<Contex
         return;
     }
     let login = authed.login;
+    let session_tls = stream.tls_version();
     let info = Arc::new(SessionInfo::new(id, peer.to_string(), login.user.clone()));
     ctx.sessions.insert(info.clone());
     let mut session = Session::new(SessionSetup {
@@ -210,7 +220,7 @@ async fn handle_client(mut stream: TcpStream, peer: SocketAddr, ctx: &Arc<Contex
         s.clone_from(&login.database);
     }
     if session.finish_login(authed.next_seq).await.is_ok() {
-        tracing::debug!(id, user = %login.user, client = %peer, "session started");
+        tracing::debug!(id, user = %login.user, client = %peer, tls = ?session_tls, "session started");
         session.run().await;
     }
     ctx.sessions.remove(id);

@@ -141,12 +141,21 @@ impl ServerIdentity {
 /// Builds Gantry's initial handshake (protocol 10) payload. With MariaDB
 /// extended capabilities to offer, CLIENT_MYSQL is cleared and they go in
 /// the last 4 of the 10 reserved bytes.
-pub fn server_greeting(id: &ServerIdentity, connection_id: u32, nonce: &[u8; 20]) -> Vec<u8> {
+/// `tls`: the listener offers TLS (CLIENT_SSL), whatever the primary does.
+pub fn server_greeting(
+    id: &ServerIdentity,
+    connection_id: u32,
+    nonce: &[u8; 20],
+    tls: bool,
+) -> Vec<u8> {
     let mut scramble_1 = [0u8; 8];
     scramble_1.copy_from_slice(&nonce[..8]);
     let mut scramble_2 = nonce[8..].to_vec();
     scramble_2.push(0);
-    let mut caps = id.capabilities;
+    let mut caps = id.capabilities & !CLIENT_SSL;
+    if tls {
+        caps |= CLIENT_SSL;
+    }
     if id.mariadb_capabilities != 0 {
         caps &= !CLIENT_MYSQL;
     }
@@ -454,7 +463,7 @@ mod tests {
     fn mariadb_greeting_offers_extended_metadata_only() {
         let id = ServerIdentity::from_backend(&mariadb_greeting(), None);
         assert_eq!(id.mariadb_capabilities, MARIADB_CLIENT_EXTENDED_METADATA);
-        let payload = server_greeting(&id, 7, &[b'n'; 20]);
+        let payload = server_greeting(&id, 7, &[b'n'; 20], false);
         let at = greeting_reserved_at(&payload);
         assert_eq!(&payload[at..at + 6], &[0; 6]);
         assert_eq!(
@@ -472,7 +481,7 @@ mod tests {
     fn mysql_greeting_has_no_extended_capabilities() {
         let id = ServerIdentity::from_backend(&mysql_greeting(), None);
         assert_eq!(id.mariadb_capabilities, 0);
-        let payload = server_greeting(&id, 7, &[b'n'; 20]);
+        let payload = server_greeting(&id, 7, &[b'n'; 20], false);
         let at = greeting_reserved_at(&payload);
         assert_eq!(&payload[at..at + 10], &[0; 10]);
         let g = parse_backend_greeting(&payload).unwrap();
@@ -537,7 +546,7 @@ mod tests {
     fn greeting_round_trips_through_mysql_common() {
         let id = ServerIdentity::fallback(Some("10.11.14-MariaDB-gantry"));
         let nonce = [b'a'; 20];
-        let payload = server_greeting(&id, 42, &nonce);
+        let payload = server_greeting(&id, 42, &nonce, false);
         let g = parse_backend_greeting(&payload).unwrap();
         assert_eq!(g.version, "10.11.14-MariaDB-gantry");
         assert_eq!(g.connection_id, 42);
@@ -551,7 +560,7 @@ mod tests {
         // Found by the handshake fuzz target: mysql_common's `len as i8 - 8`
         // overflowed for 0x80..=0x87.
         let id = ServerIdentity::fallback(Some("10.11"));
-        let good = server_greeting(&id, 7, &[b'a'; 20]);
+        let good = server_greeting(&id, 7, &[b'a'; 20], false);
         let at = good.iter().position(|b| *b == 0).unwrap() + 1 + 20;
         assert_eq!(good[at], 21);
         for n in 0x80..=0xffu8 {

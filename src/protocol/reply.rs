@@ -37,6 +37,16 @@ impl MyError {
         )
     }
 
+    /// ER_SECURE_TRANSPORT_REQUIRED (MySQL 5.7+, MariaDB 11.4+): a client
+    /// without TLS where `ssl = "required"`.
+    pub fn insecure_transport() -> Self {
+        Self::new(
+            3159,
+            "HY000",
+            "Connections using insecure transport are prohibited while --require_secure_transport=ON.",
+        )
+    }
+
     /// ER_HOST_NOT_PRIVILEGED: the client address is not in `client-ips`.
     pub fn host_not_allowed(host: &str) -> Self {
         Self::new(

@@ -156,7 +156,8 @@ impl Session {
         let password = self.ctx.password_of(&cu.user);
         let ok = password
             .as_deref()
-            .is_some_and(|pw| auth::native_password_matches(&nonce, pw, &cu.auth_response));
+            .is_some_and(|pw| auth::native_password_matches(&nonce, pw, &cu.auth_response))
+            && (self.ctx.settings.load().tls).transport_allows(&cu.user, self.client.transport());
         let Some(password) = password.filter(|_| ok) else {
             let host = self
                 .info

@@ -2,11 +2,11 @@
 //! connection, replaying session state there, and following the server's
 //! status flags to know when the session must stay on one connection.
 
+use crate::frontend::transport::Transport;
 use bytes::BytesMut;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::net::TcpStream;
 
 mod binding;
 mod causal;
@@ -163,7 +163,7 @@ impl Drop for Session {
 pub struct SessionSetup {
     pub ctx: Arc<Context>,
     pub info: Arc<SessionInfo>,
-    pub client: TcpStream,
+    pub client: Transport,
     pub reader: PacketReader,
     pub password: Arc<str>,
     pub pool_key: PoolKey,
