@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::context::{Context, Settings};
 use crate::frontend::tls::{ClientTls, TlsError};
 use crate::protocol::auth::{parse_backend_greeting, ServerIdentity};
+use crate::protocol::credential::Credential;
 use crate::protocol::packet::PacketReader;
 use crate::{admin, fdlimit, frontend, health, metrics, shutdown};
 
@@ -51,10 +52,15 @@ pub fn settings_from(cfg: &Config) -> Result<Settings, TlsError> {
     })
 }
 
-pub fn users_from(cfg: &Config) -> HashMap<String, Arc<str>> {
+pub fn users_from(cfg: &Config) -> HashMap<String, Arc<Credential>> {
     cfg.pwds
         .iter()
-        .map(|p| (p.user.clone(), Arc::from(p.password.as_str())))
+        .map(|p| {
+            (
+                p.user.clone(),
+                Arc::new(Credential::from_config(&p.password)),
+            )
+        })
         .collect()
 }
 

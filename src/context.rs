@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::frontend::tls::ClientTls;
+use crate::protocol::credential::Credential;
 use std::time::Duration;
 
 use crate::backend::{BackendEntry, PoolConfig, Topology};
@@ -121,7 +122,7 @@ impl Context {
         launch_args: Vec<OsString>,
         settings: Settings,
         topology: Topology,
-        users: HashMap<String, Arc<str>>,
+        users: HashMap<String, Arc<Credential>>,
     ) -> Arc<Self> {
         let identity = ServerIdentity::fallback(settings.server_version.as_deref());
         let client_ips = config.client_ips.clone();
@@ -177,7 +178,7 @@ impl Context {
         n
     }
 
-    pub fn password_of(&self, user: &str) -> Option<Arc<str>> {
+    pub fn password_of(&self, user: &str) -> Option<Arc<Credential>> {
         self.users.load().get(user).cloned()
     }
 

@@ -249,7 +249,14 @@ pub fn handshake(data: &[u8]) {
         let again = parse_backend_greeting(&mine).expect("Gantry's own greeting parses");
         assert_eq!(again.connection_id, greeting.connection_id);
         let caps = backend_capabilities(0, &greeting, true);
-        if let Ok(out) = backend_login(&greeting, caps, 45, "app", "pw", Some("db")) {
+        if let Ok(out) = backend_login(
+            &greeting,
+            caps,
+            45,
+            "app",
+            &crate::protocol::credential::Credential::Clear("pw".into()),
+            Some("db"),
+        ) {
             if caps & u64::from(CLIENT_PROTOCOL_41) != 0 {
                 let login = parse_login(&out).expect("Gantry's own login parses");
                 assert_eq!(login.user, "app");

@@ -16,9 +16,10 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::context::Settings;
+use crate::protocol::credential::Credential;
 
-/// `pwds`: user → clear password.
-pub type Users = HashMap<String, Arc<str>>;
+/// `pwds`: user → password (clear or its native hash).
+pub type Users = HashMap<String, Arc<Credential>>;
 
 #[derive(Debug, Clone)]
 pub struct Runtime {

@@ -18,7 +18,7 @@ async fn login(port: u16) -> BackendConn {
     BackendConn::connect(&ConnectParams {
         addr: &addr,
         user: "app",
-        password: "app_pw",
+        password: &gantry::protocol::credential::Credential::Clear("app_pw".into()),
         database: Some("test"),
         client_capabilities: 0x0100_0000 | 0x0004_0000 | 0x0002_0000, // DEPRECATE_EOF, PS_MULTI_RESULTS, MULTI_RESULTS
         collation: 45,

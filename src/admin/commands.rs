@@ -11,6 +11,7 @@ use super::tables;
 use crate::backend::{BackendEntry, BackendRuntime, BackendState, Role};
 use crate::config::{self, BackendAddr, ConfigError, UserPassword};
 use crate::context::Context;
+use crate::protocol::credential::Credential;
 use crate::protocol::MyError;
 
 use super::resultset::ResultSet;
@@ -342,7 +343,7 @@ fn remove_client(ctx: &Context, ip: &str) -> Result<Reply, AdminError> {
 
 fn add_pwd(ctx: &Context, p: UserPassword) -> Result<Reply, AdminError> {
     let mut exists = false;
-    let pw: Arc<str> = Arc::from(p.password.as_str());
+    let pw = Arc::new(Credential::from_config(&p.password));
     ctx.users.rcu(|users| {
         let mut next = HashMap::clone(users);
         exists = next.contains_key(&p.user);
@@ -380,15 +381,20 @@ pub fn ordered_pwds(ctx: &Context) -> Vec<UserPassword> {
         .pwds
         .iter()
         .filter_map(|p| {
-            users
-                .get(&p.user)
-                .map(|pw| UserPassword::new(&p.user, &**pw))
+            // Unchanged since loaded: as the file had it (an `enc:` value
+            // stays encrypted).
+            let now = users.get(&p.user)?;
+            if **now == Credential::from_config(&p.password) {
+                return Some(p.clone());
+            }
+            now.config_text()
+                .map(|text| UserPassword::new(&p.user, text))
         })
         .collect();
     let mut added: Vec<UserPassword> = users
         .iter()
         .filter(|(u, _)| !out.iter().any(|p| &p.user == *u))
-        .map(|(u, pw)| UserPassword::new(u, &**pw))
+        .filter_map(|(u, pw)| pw.config_text().map(|text| UserPassword::new(u, text)))
         .collect();
     added.sort_by(|a, b| a.user.cmp(&b.user));
     out.extend(added);

@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 
 use crate::frontend::state::Var;
 use crate::protocol::auth::{self, BackendGreeting};
+use crate::protocol::credential::Credential;
 use crate::protocol::packet::{header, lenenc_int, put_packet, PacketReader};
 use crate::protocol::reply::{parse_err, MyError};
 use crate::protocol::track::TrackView;
@@ -25,7 +26,7 @@ pub const PREPARED_CACHE: usize = 64;
 pub struct ConnectParams<'a> {
     pub addr: &'a str,
     pub user: &'a str,
-    pub password: &'a str,
+    pub password: &'a Credential,
     pub database: Option<&'a str>,
     /// Standard capabilities in bits 0..31, MariaDB's extended ones in 32..63.
     pub client_capabilities: u64,
@@ -458,12 +459,14 @@ async fn authenticate(
                 if nonce.last() == Some(&0) {
                     nonce.pop();
                 }
-                let resp = auth::scramble_for(&plugin, &nonce, p.password).ok_or_else(|| {
+                let resp = p.password.answer(&plugin, &nonce).ok_or_else(|| {
                     MyError::new(
                         1251,
                         "08004",
                         format!(
-                            "backend {} asked for unsupported auth plugin {plugin}",
+                            "backend {} asked for auth plugin {plugin}, which Gantry cannot \
+                             answer for this account (unknown plugin, or only the password's \
+                             native hash is known)",
                             p.addr
                         ),
                     )

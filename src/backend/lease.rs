@@ -3,6 +3,7 @@
 //! when it was marked as carrying state nobody else may see), so no early
 //! return can leak a slot and no counter can drift.
 
+use crate::protocol::credential::Credential;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
@@ -43,7 +44,7 @@ impl Lease {
 
     /// A fresh connection in place of this one, in the same pool slot (for a
     /// session that needs what the old one cannot give back: no schema).
-    pub async fn reconnect(mut self, password: &str) -> Result<Lease, MyError> {
+    pub async fn reconnect(mut self, password: &Credential) -> Result<Lease, MyError> {
         if let Some(old) = self.conn.take() {
             self.pool.forget(old);
         }

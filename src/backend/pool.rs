@@ -5,6 +5,7 @@
 //! account's and the backend's budgets (`limits`), shared by all pools of
 //! the backend, so the limits hold whatever the pool keys.
 
+use crate::protocol::credential::Credential;
 use crossbeam_queue::ArrayQueue;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -128,7 +129,7 @@ impl Pool {
     /// its limit. The lease gives it back when dropped.
     pub async fn acquire(
         self: &Arc<Self>,
-        password: &str,
+        password: &Credential,
         database: Option<&str>,
     ) -> Result<Lease, MyError> {
         self.acquire_for(password, database, Purpose::Session).await
@@ -138,7 +139,7 @@ impl Pool {
     /// ([`Purpose::Reserved`] may use the reserve).
     pub async fn acquire_for(
         self: &Arc<Self>,
-        password: &str,
+        password: &Credential,
         database: Option<&str>,
         purpose: Purpose,
     ) -> Result<Lease, MyError> {
@@ -162,7 +163,7 @@ impl Pool {
     /// A new connection, never an idle one.
     pub async fn acquire_fresh(
         self: &Arc<Self>,
-        password: &str,
+        password: &Credential,
         database: Option<&str>,
     ) -> Result<Lease, MyError> {
         let deadline = Instant::now() + self.cfg.acquire_timeout;
@@ -177,7 +178,7 @@ impl Pool {
     /// backend budgets first; frees all of them on failure.
     async fn connect_new(
         &self,
-        password: &str,
+        password: &Credential,
         database: Option<&str>,
         purpose: Purpose,
         deadline: Instant,
@@ -193,7 +194,7 @@ impl Pool {
     /// the replacement of one `forget` closed); gives both back on failure.
     pub(super) async fn connect_into_slot(
         &self,
-        password: &str,
+        password: &Credential,
         database: Option<&str>,
     ) -> Result<BackendConn, MyError> {
         match BackendConn::connect(&self.params(password, database)).await {
@@ -370,7 +371,11 @@ impl Pool {
         self.free_slot();
     }
 
-    fn params<'a>(&'a self, password: &'a str, database: Option<&'a str>) -> ConnectParams<'a> {
+    fn params<'a>(
+        &'a self,
+        password: &'a Credential,
+        database: Option<&'a str>,
+    ) -> ConnectParams<'a> {
         ConnectParams {
             addr: &self.addr,
             user: &self.key.user,
@@ -385,7 +390,7 @@ impl Pool {
     /// Opens connections until `min-idle` are idle (never beyond the
     /// account's or the backend's budget), so a burst does not pay for
     /// connects. Run by the keeper task.
-    pub async fn fill_idle(&self, password: &str) {
+    pub async fn fill_idle(&self, password: &Credential) {
         while !self.is_closed() && self.idle.len() < self.cfg.min_idle {
             if self
                 .limits

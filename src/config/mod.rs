@@ -989,6 +989,20 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
                 ))
             }
         };
+    // Gantry logs in with these itself: no client answer to learn
+    // SHA1(password) from, so a hash is not enough.
+    for (key, pw) in [
+        ("monitor-password", &monitor_password),
+        ("replication-password", &replication_password),
+    ] {
+        if crate::protocol::credential::parse_native_hash(pw).is_some() {
+            return Err(ConfigError::invalid(
+                key,
+                "is a native-password hash; Gantry logs in with it itself and needs the \
+                 password (clear or enc:), or set it apart from pwds",
+            ));
+        }
+    }
     let failover_timeout_ms = v.int("failover-timeout-ms", 10_000)?;
     let failover_max_lag = v.int("failover-max-lag", 60)?;
     let failover_write_hold_ms = v.int("failover-write-hold-ms", 3000)?;

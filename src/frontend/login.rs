@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 use super::tls::{ClientTls, PortTls};
 use super::transport::Transport;
 use crate::protocol::auth::{self, ClientLogin, ServerIdentity, CLIENT_PLUGIN_AUTH, CLIENT_SSL};
+use crate::protocol::credential::Credential;
 use crate::protocol::packet::{put_packet, PacketReader};
 use crate::protocol::reply::{err_packet, MyError};
 
@@ -19,7 +20,8 @@ use crate::protocol::reply::{err_packet, MyError};
 /// ERR, e.g. for an unknown database) with sequence id `next_seq`.
 pub struct Authenticated {
     pub login: ClientLogin,
-    pub password: Arc<str>,
+    /// What Gantry logs in to the backends with for this client.
+    pub password: Arc<Credential>,
     pub next_seq: u8,
     /// The nonce of the greeting (COM_CHANGE_USER answers are scrambled
     /// with it).
@@ -84,7 +86,7 @@ pub async fn authenticate<F>(
     lookup: F,
 ) -> io::Result<(Transport, Outcome)>
 where
-    F: Fn(&str) -> Option<Arc<str>>,
+    F: Fn(&str) -> Option<Arc<Credential>>,
 {
     let nonce = new_nonce();
     let mut out = BytesMut::with_capacity(128);
@@ -118,7 +120,7 @@ async fn check_login<F>(
     lookup: F,
 ) -> io::Result<Outcome>
 where
-    F: Fn(&str) -> Option<Arc<str>>,
+    F: Fn(&str) -> Option<Arc<Credential>>,
 {
     let identity = at.identity;
     let required = at.port.as_ref().is_some_and(|p| p.required);
@@ -159,20 +161,21 @@ where
         seq = s.wrapping_add(1);
     }
 
-    let password = lookup(&login.user);
-    let ok = password
+    let known = lookup(&login.user);
+    let learnt = known
         .as_deref()
-        .is_some_and(|pw| auth::native_password_matches(&nonce, pw, &login.auth_response));
+        .and_then(|c| c.verify(&nonce, &login.auth_response));
     // As for an account with REQUIRE SSL: the usual access denied.
     let transport_ok = at.tls.transport_allows(&login.user, stream);
-    match password {
-        Some(password) if ok && transport_ok => Ok(Outcome::Accepted(Box::new(Authenticated {
+    let ok = learnt.is_some();
+    match learnt {
+        Some(password) if transport_ok => Ok(Outcome::Accepted(Box::new(Authenticated {
             login,
-            password,
+            password: Arc::new(password),
             next_seq: seq,
             nonce,
         }))),
-        known => {
+        _ => {
             let err =
                 MyError::access_denied(&login.user, at.peer_host, !login.auth_response.is_empty());
             send_error(stream, seq, &err).await?;

@@ -8,6 +8,8 @@ use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, HandshakePacket, Hand
 use mysql_common::proto::{MyDeserialize, MySerialize};
 use mysql_common::scramble::{scramble_native, scramble_sha256};
 
+use super::credential::Credential;
+
 use super::reply::MyError;
 
 pub const NATIVE_PASSWORD: &str = "mysql_native_password";
@@ -372,18 +374,19 @@ pub fn backend_login(
     caps: u64,
     collation: u8,
     user: &str,
-    password: &str,
+    password: &Credential,
     database: Option<&str>,
 ) -> Result<Vec<u8>, MyError> {
-    let scramble = scramble_for(&greeting.auth_plugin, &greeting.nonce, password)
-        // Unknown plugin: answer for native and let the server switch us.
-        .unwrap_or_else(|| {
-            scramble_for(NATIVE_PASSWORD, &greeting.nonce, password).unwrap_or_default()
-        });
-    let plugin = if scramble_for(&greeting.auth_plugin, &greeting.nonce, "").is_some() {
-        AuthPlugin::from_bytes(greeting.auth_plugin.as_bytes())
-    } else {
-        AuthPlugin::MysqlNativePassword
+    // A plugin this credential cannot answer: answer for native and let
+    // the server switch us (or refuse).
+    let (scramble, plugin) = match password.answer(&greeting.auth_plugin, &greeting.nonce) {
+        Some(s) => (s, AuthPlugin::from_bytes(greeting.auth_plugin.as_bytes())),
+        None => (
+            password
+                .answer(NATIVE_PASSWORD, &greeting.nonce)
+                .unwrap_or_default(),
+            AuthPlugin::MysqlNativePassword,
+        ),
     };
     let resp = HandshakeResponse::new(
         Some(scramble),
@@ -523,7 +526,15 @@ mod tests {
         let caps = backend_capabilities(client, &maria, false);
         assert_eq!(caps >> 32, u64::from(MARIADB_CLIENT_EXTENDED_METADATA));
         assert_eq!(caps & u64::from(CLIENT_MYSQL), 0);
-        let payload = backend_login(&maria, caps, 45, "app", "app_pw", None).unwrap();
+        let payload = backend_login(
+            &maria,
+            caps,
+            45,
+            "app",
+            &Credential::Clear("app_pw".into()),
+            None,
+        )
+        .unwrap();
         assert_eq!(payload[0] & 1, 0);
         assert_eq!(
             &payload[28..32],
@@ -534,7 +545,15 @@ mod tests {
         // A client without it gets none, and no server-only extras either.
         let plain = backend_capabilities(u64::from(CLIENT_DEPRECATE_EOF), &maria, false);
         assert_eq!(plain >> 32, 0);
-        let payload = backend_login(&maria, plain, 45, "app", "app_pw", None).unwrap();
+        let payload = backend_login(
+            &maria,
+            plain,
+            45,
+            "app",
+            &Credential::Clear("app_pw".into()),
+            None,
+        )
+        .unwrap();
         assert_eq!(&payload[28..32], &[0; 4]);
         // A MySQL server: never requested, CLIENT_MYSQL kept.
         let mysql = backend_capabilities(client, &mysql_greeting(), false);
@@ -577,7 +596,15 @@ mod tests {
     fn login_round_trip_and_native_check() {
         let greeting = mysql_greeting();
         let caps = backend_capabilities(PROXY_CAPABILITIES.into(), &greeting, true);
-        let payload = backend_login(&greeting, caps, 33, "app", "app_pw", Some("sbtest")).unwrap();
+        let payload = backend_login(
+            &greeting,
+            caps,
+            33,
+            "app",
+            &Credential::Clear("app_pw".into()),
+            Some("sbtest"),
+        )
+        .unwrap();
         let login = parse_login(&payload).unwrap();
         assert_eq!(login.user, "app");
         assert_eq!(login.database.as_deref(), Some("sbtest"));

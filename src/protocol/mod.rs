@@ -3,6 +3,7 @@
 //! server response ends without decoding rows.
 
 pub mod auth;
+pub mod credential;
 pub mod packet;
 pub mod reply;
 pub mod response;

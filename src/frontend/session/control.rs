@@ -153,12 +153,14 @@ impl Session {
             cu.auth_response = resp;
             seq = s.wrapping_add(1);
         }
-        let password = self.ctx.password_of(&cu.user);
-        let ok = password
-            .as_deref()
-            .is_some_and(|pw| auth::native_password_matches(&nonce, pw, &cu.auth_response))
-            && (self.ctx.settings.load().tls).transport_allows(&cu.user, self.client.transport());
-        let Some(password) = password.filter(|_| ok) else {
+        let transport_ok =
+            (self.ctx.settings.load().tls).transport_allows(&cu.user, self.client.transport());
+        let learnt = self
+            .ctx
+            .password_of(&cu.user)
+            .and_then(|c| c.verify(&nonce, &cu.auth_response))
+            .filter(|_| transport_ok);
+        let Some(password) = learnt.map(std::sync::Arc::new) else {
             let host = self
                 .info
                 .client_addr

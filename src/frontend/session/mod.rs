@@ -3,6 +3,7 @@
 //! status flags to know when the session must stay on one connection.
 
 use crate::frontend::transport::Transport;
+use crate::protocol::credential::Credential;
 use bytes::BytesMut;
 use std::io;
 use std::sync::atomic::Ordering;
@@ -59,7 +60,7 @@ pub struct Session {
     client: ClientStream,
     reader: PacketReader,
     out: BytesMut,
-    password: Arc<str>,
+    password: Arc<Credential>,
     pool_key: PoolKey,
     state: SessionState,
     /// The backend connection held, and why (pins).
@@ -165,7 +166,7 @@ pub struct SessionSetup {
     pub info: Arc<SessionInfo>,
     pub client: Transport,
     pub reader: PacketReader,
-    pub password: Arc<str>,
+    pub password: Arc<Credential>,
     pub pool_key: PoolKey,
     pub schema: Option<String>,
     pub nonce: [u8; 20],
