@@ -74,6 +74,7 @@ pub fn topology_from(cfg: &Config, pool: PoolConfig) -> Topology {
 }
 
 pub fn context_from(cfg: &Config, launch_args: Vec<std::ffi::OsString>) -> Arc<Context> {
+    crate::backend::tls::install(cfg.backend_tls.clone());
     let settings = settings_from(cfg);
     let topology = topology_from(cfg, settings.pool);
     Context::new(

@@ -56,6 +56,8 @@ pub fn apply(ctx: &Context, cfg: Config) -> Summary {
         }
     }
     let settings = app::settings_from(&cfg);
+    // New backend connections use the files just read.
+    crate::backend::tls::install(cfg.backend_tls.clone());
     let pool = settings.pool;
     let cfg = Arc::new(cfg);
     // One swap: nobody sees new accounts with an old allowlist or settings.
