@@ -2,7 +2,8 @@
 //! servers that require it (`require_secure_transport=ON`, certificates of
 //! a test CA): `verify-identity` serves through TLS and the probes see the
 //! servers up; `off`, a foreign CA and a certificate for another name are
-//! refused with a clean error, and the log says why.
+//! refused with a clean error, and the log says why; RELOAD CONFIG
+//! re-reads the CA file.
 //!
 //! One topology for all phases (starting one costs most of the time); the
 //! servers' certificate files are swapped and re-read with `FLUSH SSL` for
@@ -37,10 +38,14 @@ async fn connect(g: &Gantry, user: &str, pw: &str) -> Result<Conn, mysql_async::
 }
 
 fn wait_backends(g: &Gantry, state: &str) {
-    wait_until(Duration::from_secs(10), &format!("backends {state}"), || {
-        let b = backends(g);
-        b.len() == 3 && b.iter().all(|b| b.1 == state)
-    });
+    wait_until(
+        Duration::from_secs(10),
+        &format!("backends {state}"),
+        || {
+            let b = backends(g);
+            b.len() == 3 && b.iter().all(|b| b.1 == state)
+        },
+    );
 }
 
 /// A query through Gantry fails with a clean server error; its code.
@@ -102,7 +107,9 @@ fn backends_that_require_tls() {
     wait_backends(&g, "up");
     rt.block_on(async {
         let mut c = connect(&g, "app", "app_pw").await.expect("login");
-        c.query_drop("INSERT INTO test.tls_t VALUES (1)").await.unwrap();
+        c.query_drop("INSERT INTO test.tls_t VALUES (1)")
+            .await
+            .unwrap();
         c.exec_drop("INSERT INTO test.tls_t VALUES (?)", (2,))
             .await
             .unwrap();
@@ -162,11 +169,16 @@ fn backends_that_require_tls() {
     std::fs::copy(&cert, &live_cert).unwrap();
     std::fs::copy(&key, &live_key).unwrap();
     for s in topo.servers() {
-        s.sql("FLUSH SSL");
+        s.sql("FLUSH LOCAL SSL"); // LOCAL: not binlogged on the replicas
     }
     let g = gantry(
         &topo,
-        &["--backend-ssl", "verify-identity", "--backend-ssl-ca", ca_path],
+        &[
+            "--backend-ssl",
+            "verify-identity",
+            "--backend-ssl-ca",
+            ca_path,
+        ],
     );
     wait_backends(&g, "down");
     let (code, msg) = rt.block_on(refused(&g));
@@ -182,8 +194,43 @@ fn backends_that_require_tls() {
     wait_backends(&g, "up");
     rt.block_on(async {
         let mut c = connect(&g, "app", "app_pw").await.expect("login");
-        c.query_drop("INSERT INTO test.tls_t VALUES (3)").await.unwrap();
+        c.query_drop("INSERT INTO test.tls_t VALUES (3)")
+            .await
+            .unwrap();
         let _ = c.disconnect().await;
     });
     drop(g);
+
+    // 5. RELOAD CONFIG re-reads the CA file: wrong CA first, then the right
+    // one under the same name.
+    let conf_dir = other.dir.join("conf");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    let ca_file = conf_dir.join("backend-ca.pem");
+    std::fs::copy(&other.ca_cert, &ca_file).unwrap();
+    let conf = conf_dir.join("gantry.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "backend-ssl = \"verify-ca\"\nbackend-ssl-ca = {:?}\n",
+            ca_file.display().to_string()
+        ),
+    )
+    .unwrap();
+    let g = gantry(&topo, &["--config", TestCa::path(&conf)]);
+    wait_backends(&g, "down");
+    std::fs::copy(&ca.ca_cert, &ca_file).unwrap();
+    let out = g.admin_mariadb(&["-e", "RELOAD CONFIG"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_backends(&g, "up");
+    rt.block_on(async {
+        let mut c = connect(&g, "app", "app_pw").await.expect("login");
+        c.query_drop("INSERT INTO test.tls_t VALUES (4)")
+            .await
+            .unwrap();
+        let _ = c.disconnect().await;
+    });
 }

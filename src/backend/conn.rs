@@ -486,7 +486,9 @@ async fn start_tls(
         tracing::warn!(backend = p.addr, error = %why, "TLS towards the backend failed");
         MyError::backend_unreachable(p.addr, &format!("TLS: {why}"))
     };
-    let host = BackendAddr::parse(p.addr).map_err(|e| failed(e.to_string()))?.host;
+    let host = BackendAddr::parse(p.addr)
+        .map_err(|e| failed(e.to_string()))?
+        .host;
     let name = tls::server_name(&host).map_err(failed)?;
     let mut out = BytesMut::with_capacity(36);
     put_packet(&mut out, 1, &auth::ssl_request(caps, p.collation));

@@ -26,10 +26,6 @@ impl BackendStream {
         }
     }
 
-    pub fn is_tls(&self) -> bool {
-        matches!(self, BackendStream::Tls(_))
-    }
-
     /// Writes all of `buf` and, over TLS, flushes: tokio-rustls may keep the
     /// tail of a write in the session when the socket is full, and nothing
     /// else would send it while Gantry waits for the answer. (Shadows

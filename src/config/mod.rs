@@ -18,9 +18,9 @@ mod addr;
 mod cli;
 mod file;
 mod save;
-mod tls;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 pub use addr::{
     client_ip_allowed, client_ip_matches, BackendAddr, UserPassword, DEFAULT_MYSQL_PORT, MAX_WEIGHT,

@@ -1012,7 +1012,10 @@ fn backend_ssl_modes() {
     }
     assert_eq!("verify_identity".parse(), Ok(BackendSsl::VerifyIdentity));
     let e = with("backend-ssl = \"on\"").unwrap_err().to_string();
-    assert!(e.starts_with("config: backend-ssl: \"on\" is not one of"), "{e}");
+    assert!(
+        e.starts_with("config: backend-ssl: \"on\" is not one of"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -1050,26 +1053,46 @@ fn backend_ssl_verifying_modes_need_a_ca() {
     ))
     .unwrap_err()
     .to_string();
-    assert!(e.contains("backend-ssl-ca") && e.contains("no PEM certificate"), "{e}");
+    assert!(
+        e.contains("backend-ssl-ca") && e.contains("no PEM certificate"),
+        "{e}"
+    );
     let e = with("backend-ssl = \"verify-ca\"\nbackend-ssl-ca = \"/nonexistent/ca.pem\"")
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("config: backend-ssl-ca: /nonexistent/ca.pem: "), "{e}");
+    assert!(
+        e.starts_with("config: backend-ssl-ca: /nonexistent/ca.pem: "),
+        "{e}"
+    );
 }
 
 #[test]
 fn backend_ssl_cert_and_key_go_together() {
-    let e = with("backend-ssl-cert = \"/x/c.pem\"").unwrap_err().to_string();
-    assert_eq!(e, "config: backend-ssl-key: required when backend-ssl-cert is set");
-    let e = with("backend-ssl-key = \"/x/c.key\"").unwrap_err().to_string();
-    assert_eq!(e, "config: backend-ssl-cert: required when backend-ssl-key is set");
+    let e = with("backend-ssl-cert = \"/x/c.pem\"")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "config: backend-ssl-key: required when backend-ssl-cert is set"
+    );
+    let e = with("backend-ssl-key = \"/x/c.key\"")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "config: backend-ssl-cert: required when backend-ssl-key is set"
+    );
 }
 
 #[test]
 fn backend_ssl_key_is_not_in_debug() {
     let dir = TempDir::new();
     let key = dir.join("k.pem");
-    fs::write(&key, "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n").unwrap();
+    fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
     let tls = BackendTls {
         key: Some(PemFile {
             path: key.clone(),
@@ -1078,5 +1101,8 @@ fn backend_ssl_key_is_not_in_debug() {
         ..BackendTls::off()
     };
     let shown = format!("{tls:?}");
-    assert!(shown.contains("k.pem") && !shown.contains("c2VjcmV0"), "{shown}");
+    assert!(
+        shown.contains("k.pem") && !shown.contains("c2VjcmV0"),
+        "{shown}"
+    );
 }

@@ -548,6 +548,9 @@ mod tests {
                  name \"127.0.0.1\"; certificate is only valid for DnsName(\"db.x.example\") \
                  or DnsName(\"b\")";
         assert_eq!(presented_dns_name(m).as_deref(), Some("db.x.example"));
-        assert_eq!(presented_dns_name("invalid peer certificate: UnknownIssuer"), None);
+        assert_eq!(
+            presented_dns_name("invalid peer certificate: UnknownIssuer"),
+            None
+        );
     }
 }

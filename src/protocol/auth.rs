@@ -643,7 +643,10 @@ mod tests {
         let login = backend_login(&g, caps, 33, "app", "pw", None).unwrap();
         let req = ssl_request(caps & !u64::from(CLIENT_SSL), 33);
         assert_eq!(&req[..], &login[..32]);
-        assert_ne!(u32::from_le_bytes(req[0..4].try_into().unwrap()) & CLIENT_SSL, 0);
+        assert_ne!(
+            u32::from_le_bytes(req[0..4].try_into().unwrap()) & CLIENT_SSL,
+            0
+        );
         assert_eq!(req[8], 33);
         assert_eq!(&req[4..8], &[0, 0, 0, 1], "16 MiB max packet");
         assert!(req[9..28].iter().all(|b| *b == 0));

@@ -38,29 +38,67 @@ impl TestCa {
         openssl(
             &dir,
             &[
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                "-subj", &format!("/CN=Gantry test CA {name}"),
-                "-keyout", "ca.key", "-out", "ca.pem",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=Gantry test CA {name}"),
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
             ],
         );
         for (who, cn, san) in [
-            ("server", "localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
-            ("client", "gantry-test-client", "extendedKeyUsage=clientAuth"),
+            (
+                "server",
+                "localhost",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            ),
+            (
+                "client",
+                "gantry-test-client",
+                "extendedKeyUsage=clientAuth",
+            ),
         ] {
             openssl(
                 &dir,
                 &[
-                    "req", "-newkey", "rsa:2048", "-nodes", "-subj", &format!("/CN={cn}"),
-                    "-keyout", &format!("{who}.key"), "-out", &format!("{who}.csr"),
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-subj",
+                    &format!("/CN={cn}"),
+                    "-keyout",
+                    &format!("{who}.key"),
+                    "-out",
+                    &format!("{who}.csr"),
                 ],
             );
             std::fs::write(dir.join(format!("{who}.ext")), format!("{san}\n")).unwrap();
             openssl(
                 &dir,
                 &[
-                    "x509", "-req", "-in", &format!("{who}.csr"), "-CA", "ca.pem",
-                    "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-                    "-extfile", &format!("{who}.ext"), "-out", &format!("{who}.pem"),
+                    "x509",
+                    "-req",
+                    "-in",
+                    &format!("{who}.csr"),
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-days",
+                    "2",
+                    "-extfile",
+                    &format!("{who}.ext"),
+                    "-out",
+                    &format!("{who}.pem"),
                 ],
             );
         }
@@ -83,20 +121,47 @@ impl TestCa {
         openssl(
             dir,
             &[
-                "req", "-newkey", "rsa:2048", "-nodes", "-subj", &format!("/CN={who}"),
-                "-keyout", &format!("{who}.key"), "-out", &format!("{who}.csr"),
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={who}"),
+                "-keyout",
+                &format!("{who}.key"),
+                "-out",
+                &format!("{who}.csr"),
             ],
         );
-        std::fs::write(dir.join(format!("{who}.ext")), format!("subjectAltName={san}\n")).unwrap();
+        std::fs::write(
+            dir.join(format!("{who}.ext")),
+            format!("subjectAltName={san}\n"),
+        )
+        .unwrap();
         openssl(
             dir,
             &[
-                "x509", "-req", "-in", &format!("{who}.csr"), "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-days", "2", "-extfile", &format!("{who}.ext"),
-                "-out", &format!("{who}.pem"),
+                "x509",
+                "-req",
+                "-in",
+                &format!("{who}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{who}.ext"),
+                "-out",
+                &format!("{who}.pem"),
             ],
         );
-        (dir.join(format!("{who}.pem")), dir.join(format!("{who}.key")))
+        (
+            dir.join(format!("{who}.pem")),
+            dir.join(format!("{who}.key")),
+        )
     }
 
     pub fn path(p: &Path) -> &str {
