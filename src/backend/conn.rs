@@ -571,3 +571,35 @@ async fn authenticate(
     }
     Err(MyError::new(1043, "08S01", "backend login did not finish"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn greeting(capabilities: u32) -> BackendGreeting {
+        BackendGreeting {
+            version: "10.11.14-MariaDB".into(),
+            connection_id: 1,
+            capabilities,
+            mariadb_capabilities: 0,
+            collation: 45,
+            nonce: vec![0; 20],
+            auth_plugin: auth::NATIVE_PASSWORD.into(),
+        }
+    }
+
+    #[test]
+    fn tls_follows_the_mode_and_the_greeting() {
+        let tls = |mode| BackendTls::load(mode, None, None, None).unwrap();
+        let plain = greeting(auth::CLIENT_PROTOCOL_41);
+        let offers = greeting(auth::CLIENT_PROTOCOL_41 | auth::CLIENT_SSL);
+        let uses = |mode, g: &BackendGreeting| use_tls(&tls(mode), g, "h:1").map(|c| c.is_some());
+        assert!(!uses(BackendSsl::Off, &offers).unwrap());
+        assert!(!uses(BackendSsl::Preferred, &plain).unwrap());
+        assert!(uses(BackendSsl::Preferred, &offers).unwrap());
+        assert!(uses(BackendSsl::Required, &offers).unwrap());
+        let e = uses(BackendSsl::Required, &plain).unwrap_err();
+        assert_eq!(e.code, 1105);
+        assert!(e.message.contains("does not offer TLS"), "{}", e.message);
+    }
+}
