@@ -3,7 +3,7 @@
 # tests and benchmarks: one primary and two read-only replicas using GTID
 # replication, each server in its own directory under DIR.
 #
-#   scripts/topology.sh up     [--dir DIR] [--ports P1,P2,P3] [--owner-pid PID]
+#   scripts/topology.sh up     [--dir DIR] [--ports P1,P2,P3] [--owner-pid PID] [--server-arg OPT]...
 #   scripts/topology.sh down   [--dir DIR]
 #   scripts/topology.sh status [--dir DIR]
 #   scripts/topology.sh start|stop|kill NAME [--dir DIR]   (NAME: primary|replica1|replica2)
@@ -30,6 +30,7 @@ readonly DOWN_GRACE=5          # seconds between SIGTERM and SIGKILL in down
 DIR="${GANTRY_TOPOLOGY_DIR:-/tmp/gantry-topology}"
 PORTS="13306,13307,13308"
 OWNER_PID=""
+SERVER_ARGS=()                 # extra mariadbd options (up --server-arg), e.g. TLS files
 MARIADBD="" MARIADB="" INSTALL_DB=""
 declare -A LAUNCHED=()         # name -> pid of the mariadbd we started
 
@@ -179,6 +180,7 @@ write_cmdline() {
     # mariadbd refuses to run as root unless told which user to be.
     [[ $(id -u) -eq 0 ]] && args+=(--user="$(id -un)")
     [[ $name != primary ]] && args+=(--read-only=ON)
+    args+=("${SERVER_ARGS[@]}")
     printf '%s\n' "${args[@]}" >"$d/cmdline"
 }
 
@@ -511,6 +513,8 @@ main() {
             --ports=*) PORTS="${1#*=}"; shift ;;
             --owner-pid) OWNER_PID="${2:?--owner-pid needs a value}"; shift 2 ;;
             --owner-pid=*) OWNER_PID="${1#*=}"; shift ;;
+            --server-arg) SERVER_ARGS+=("${2:?--server-arg needs a value}"); shift 2 ;;
+            --server-arg=*) SERVER_ARGS+=("${1#*=}"); shift ;;
             *) die "unknown argument '$1'" ;;
         esac
     done

@@ -90,6 +90,7 @@ pub fn context_from(
     launch_args: Vec<std::ffi::OsString>,
 ) -> Result<Arc<Context>, TlsError> {
     let settings = settings_from(cfg)?;
+    crate::backend::tls::install(cfg.backend_tls.clone());
     let topology = topology_from(cfg, settings.pool);
     Ok(Context::new(
         cfg.clone(),

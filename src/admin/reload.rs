@@ -58,6 +58,8 @@ pub fn apply(ctx: &Context, cfg: Config) -> Result<Summary, AdminError> {
     // Certificates are read before anything changes: a bad file leaves
     // the running configuration as it was.
     let settings = app::settings_from(&cfg)?;
+    // New backend connections use the files just read.
+    crate::backend::tls::install(cfg.backend_tls.clone());
     let pool = settings.pool;
     let cfg = Arc::new(cfg);
     // One swap: nobody sees new accounts with an old allowlist or settings.

@@ -5,8 +5,12 @@
 use bytes::{Buf, BytesMut};
 use std::io;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
+
+use super::stream::BackendStream;
+use super::tls;
+use crate::config::{BackendAddr, BackendSsl, BackendTls};
 
 use crate::frontend::state::Var;
 use crate::protocol::auth::{self, BackendGreeting};
@@ -35,7 +39,7 @@ pub struct ConnectParams<'a> {
 }
 
 pub struct BackendConn {
-    pub(super) stream: TcpStream,
+    pub(super) stream: BackendStream,
     pub(super) reader: PacketReader,
     /// Capabilities negotiated with the server (MariaDB's extended ones in
     /// bits 32..63).
@@ -100,8 +104,9 @@ impl BackendConn {
 
     async fn connect_inner(p: &ConnectParams<'_>) -> Result<Self, MyError> {
         let unreachable = |e: io::Error| MyError::backend_unreachable(p.addr, &e.to_string());
-        let mut stream = TcpStream::connect(p.addr).await.map_err(unreachable)?;
-        stream.set_nodelay(true).map_err(unreachable)?;
+        let tcp = TcpStream::connect(p.addr).await.map_err(unreachable)?;
+        tcp.set_nodelay(true).map_err(unreachable)?;
+        let mut stream = BackendStream::Plain(tcp);
         let mut reader = PacketReader::new();
         let (payload, _) = reader
             .read_payload(&mut stream)
@@ -110,10 +115,24 @@ impl BackendConn {
         let greeting = auth::parse_backend_greeting(&payload)?;
         let caps =
             auth::backend_capabilities(p.client_capabilities, &greeting, p.database.is_some());
-        let login =
-            auth::backend_login(&greeting, caps, p.collation, p.user, p.password, p.database)?;
+        let tls = tls::current();
+        let mut seq = 1;
+        let mut login_caps = caps;
+        if let Some(config) = use_tls(&tls, &greeting, p.addr)? {
+            stream = start_tls(stream, config, caps, p).await?;
+            seq = 2;
+            login_caps |= u64::from(auth::CLIENT_SSL);
+        }
+        let login = auth::backend_login(
+            &greeting,
+            login_caps,
+            p.collation,
+            p.user,
+            p.password,
+            p.database,
+        )?;
         let mut out = BytesMut::with_capacity(login.len() + 4);
-        put_packet(&mut out, 1, &login);
+        put_packet(&mut out, seq, &login);
         stream.write_all(&out).await.map_err(unreachable)?;
         authenticate(&mut stream, &mut reader, &greeting, p).await?;
         let mut conn = Self {
@@ -298,8 +317,7 @@ impl BackendConn {
         if !self.reader.buf.is_empty() {
             return true;
         }
-        let mut probe = [0u8; 1];
-        !matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        self.stream.has_input()
     }
 
     /// Sends `request` (complete packets) and collects the whole response
@@ -433,9 +451,65 @@ pub fn last_error(response: &[u8]) -> MyError {
         .unwrap_or_else(|| MyError::new(1043, "08S01", "Malformed error from backend"))
 }
 
+/// The TLS client configuration to use with this server, if any: `off`
+/// never, `preferred` when the greeting offers TLS, the others always (a
+/// server that does not offer it is an error).
+fn use_tls(
+    tls: &BackendTls,
+    greeting: &BackendGreeting,
+    addr: &str,
+) -> Result<Option<Arc<rustls::ClientConfig>>, MyError> {
+    let offered = greeting.capabilities & auth::CLIENT_SSL != 0;
+    match (tls.mode, &tls.client) {
+        (BackendSsl::Off, _) | (_, None) => Ok(None),
+        (BackendSsl::Preferred, _) if !offered => Ok(None),
+        (mode, _) if !offered => {
+            tracing::warn!(backend = addr, backend_ssl = %mode, "backend does not offer TLS");
+            Err(MyError::backend_unreachable(
+                addr,
+                &format!("the server does not offer TLS, which backend-ssl = {mode} requires"),
+            ))
+        }
+        (_, Some(config)) => Ok(Some(config.clone())),
+    }
+}
+
+/// Sends the SSL request (sequence 1) and runs the TLS handshake; the login
+/// follows over TLS with sequence 2.
+async fn start_tls(
+    mut stream: BackendStream,
+    config: Arc<rustls::ClientConfig>,
+    caps: u64,
+    p: &ConnectParams<'_>,
+) -> Result<BackendStream, MyError> {
+    let failed = |why: String| {
+        // The reason (untrusted issuer, wrong name...) is for the operator.
+        tracing::warn!(backend = p.addr, error = %why, "TLS towards the backend failed");
+        MyError::backend_unreachable(p.addr, &format!("TLS: {why}"))
+    };
+    let host = BackendAddr::parse(p.addr)
+        .map_err(|e| failed(e.to_string()))?
+        .host;
+    let name = tls::server_name(&host).map_err(failed)?;
+    let mut out = BytesMut::with_capacity(36);
+    put_packet(&mut out, 1, &auth::ssl_request(caps, p.collation));
+    stream
+        .write_all(&out)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let BackendStream::Plain(tcp) = stream else {
+        return Ok(stream);
+    };
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    Ok(BackendStream::Tls(Box::new(tls)))
+}
+
 /// Finishes the login exchange after the HandshakeResponse was sent.
 async fn authenticate(
-    stream: &mut TcpStream,
+    stream: &mut BackendStream,
     reader: &mut PacketReader,
     greeting: &BackendGreeting,
     p: &ConnectParams<'_>,
@@ -499,4 +573,36 @@ async fn authenticate(
         }
     }
     Err(MyError::new(1043, "08S01", "backend login did not finish"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn greeting(capabilities: u32) -> BackendGreeting {
+        BackendGreeting {
+            version: "10.11.14-MariaDB".into(),
+            connection_id: 1,
+            capabilities,
+            mariadb_capabilities: 0,
+            collation: 45,
+            nonce: vec![0; 20],
+            auth_plugin: auth::NATIVE_PASSWORD.into(),
+        }
+    }
+
+    #[test]
+    fn tls_follows_the_mode_and_the_greeting() {
+        let tls = |mode| BackendTls::load(mode, None, None, None).unwrap();
+        let plain = greeting(auth::CLIENT_PROTOCOL_41);
+        let offers = greeting(auth::CLIENT_PROTOCOL_41 | auth::CLIENT_SSL);
+        let uses = |mode, g: &BackendGreeting| use_tls(&tls(mode), g, "h:1").map(|c| c.is_some());
+        assert!(!uses(BackendSsl::Off, &offers).unwrap());
+        assert!(!uses(BackendSsl::Preferred, &plain).unwrap());
+        assert!(uses(BackendSsl::Preferred, &offers).unwrap());
+        assert!(uses(BackendSsl::Required, &offers).unwrap());
+        let e = uses(BackendSsl::Required, &plain).unwrap_err();
+        assert_eq!(e.code, 1105);
+        assert!(e.message.contains("does not offer TLS"), "{}", e.message);
+    }
 }

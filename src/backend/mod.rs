@@ -6,7 +6,9 @@ pub mod lease;
 pub mod limits;
 pub mod pool;
 pub mod relay;
+pub mod stream;
 pub mod sync;
+pub mod tls;
 pub mod topology;
 
 pub use conn::{BackendConn, ConnectParams};

@@ -474,7 +474,7 @@ mod tests {
             .await
             .unwrap();
         BackendConn {
-            stream,
+            stream: crate::backend::stream::BackendStream::Plain(stream),
             reader: PacketReader::new(),
             capabilities: 0,
             thread_id: 1,

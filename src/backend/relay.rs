@@ -5,7 +5,7 @@
 
 use bytes::Buf;
 use std::io;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use super::{BackendConn, BackendRuntime};
 use crate::frontend::client_stream::ClientStream;

@@ -15,16 +15,18 @@
 //! example.
 
 mod addr;
+mod backend_tls;
 mod cli;
+mod client_tls;
 mod file;
 mod save;
 #[cfg(test)]
 mod tests;
-mod tls;
 
 pub use addr::{
     client_ip_allowed, client_ip_matches, BackendAddr, UserPassword, DEFAULT_MYSQL_PORT, MAX_WEIGHT,
 };
+pub use backend_tls::{BackendSsl, BackendTls, PemFile};
 pub use save::save_runtime;
 
 pub use crate::failover::mode::FailoverMode;
@@ -35,7 +37,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-pub use tls::{ClientTlsOptions, SslMode};
+pub use client_tls::{ClientTlsOptions, SslMode};
 
 /// How a value of an option is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +99,10 @@ const OPTIONS: &[OptSpec] = &[
     opt("acquire-timeout-ms", int(1, HOUR_MS), "5000", "How long a client waits for a pooled backend connection (ms)"),
     opt("idle-release-ms", int(0, DAY_MS), "1000", "How long an idle client keeps its backend connection before it returns to the pool (ms)"),
     opt("backend-read-timeout-ms", int(0, DAY_MS), "0", "A statement whose backend sends nothing for this long fails (ms; 0 = no limit)"),
+    opt("backend-ssl", Kind::Str, "preferred", "TLS towards the backends: off | preferred (when the server offers it) | required (no certificate check) | verify-ca (chain to backend-ssl-ca) | verify-identity (verify-ca and the backend's host name)"),
+    opt("backend-ssl-ca", Kind::Str, "(none)", "PEM file of the CA certificates that signed the backends' certificates; required by verify-ca and verify-identity"),
+    opt("backend-ssl-cert", Kind::Str, "(none)", "PEM client certificate (chain) Gantry presents to backends that ask for one"),
+    opt("backend-ssl-key", Kind::Str, "(none)", "PEM private key of backend-ssl-cert"),
     opt("max-client-connections", int(1, 1_000_000), "20000", "Maximum concurrent client connections (logged in)"),
     opt("login-timeout-ms", int(1, HOUR_MS), "10000", "A client that has not finished logging in after this long is disconnected (ms)"),
     opt("max-unauthenticated-connections", int(1, 1_000_000), "1000", "Maximum client connections still logging in, counted apart from max-client-connections"),
@@ -276,6 +282,9 @@ pub struct Config {
     pub acquire_timeout_ms: u64,
     pub idle_release_ms: u64,
     pub backend_read_timeout_ms: u64,
+    /// `backend-ssl*`, with the files read and the client configuration
+    /// built at load.
+    pub backend_tls: std::sync::Arc<BackendTls>,
     pub max_client_connections: usize,
     pub login_timeout_ms: u64,
     pub max_unauthenticated_connections: usize,
@@ -346,6 +355,7 @@ impl fmt::Debug for Config {
             .field("acquire_timeout_ms", &self.acquire_timeout_ms)
             .field("idle_release_ms", &self.idle_release_ms)
             .field("backend_read_timeout_ms", &self.backend_read_timeout_ms)
+            .field("backend_tls", &self.backend_tls)
             .field("max_client_connections", &self.max_client_connections)
             .field("login_timeout_ms", &self.login_timeout_ms)
             .field(
@@ -400,6 +410,11 @@ impl Config {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default()
         };
+        let pem = |f: &Option<PemFile>| {
+            f.as_ref()
+                .map(|f| f.path.display().to_string())
+                .unwrap_or_default()
+        };
         let secret = "******".to_string();
         vec![
             ("proxy-address", self.proxy_address.clone()),
@@ -433,6 +448,10 @@ impl Config {
                 "backend-read-timeout-ms",
                 self.backend_read_timeout_ms.to_string(),
             ),
+            ("backend-ssl", self.backend_tls.mode.to_string()),
+            ("backend-ssl-ca", pem(&self.backend_tls.ca)),
+            ("backend-ssl-cert", pem(&self.backend_tls.cert)),
+            ("backend-ssl-key", pem(&self.backend_tls.key)),
             (
                 "max-client-connections",
                 self.max_client_connections.to_string(),
@@ -935,6 +954,21 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
     let acquire_timeout_ms = v.int("acquire-timeout-ms", 5000)?;
     let idle_release_ms = v.int("idle-release-ms", 1000)?;
     let backend_read_timeout_ms = v.int("backend-read-timeout-ms", 0)?;
+    let backend_ssl = match v.string("backend-ssl")? {
+        None => BackendSsl::default(),
+        Some(s) => s
+            .parse()
+            .map_err(|e: String| ConfigError::invalid("backend-ssl", e))?,
+    };
+    let file = |key| -> Result<Option<PathBuf>, ConfigError> {
+        Ok(v.string(key)?.map(|s| PathBuf::from(s.trim())))
+    };
+    let backend_tls = std::sync::Arc::new(BackendTls::load(
+        backend_ssl,
+        file("backend-ssl-ca")?.as_deref(),
+        file("backend-ssl-cert")?.as_deref(),
+        file("backend-ssl-key")?.as_deref(),
+    )?);
     let max_client_connections = v.int("max-client-connections", 20_000)? as usize;
     let login_timeout_ms = v.int("login-timeout-ms", 10_000)?;
     let max_unauthenticated_connections = v.int("max-unauthenticated-connections", 1000)? as usize;
@@ -1040,7 +1074,7 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
     }
     let server_version = v.string("server-version")?.map(|s| s.trim().to_string());
 
-    let client_tls = tls::parse(&v)?;
+    let client_tls = client_tls::parse(&v)?;
     Ok(Config {
         config_path: config_path
             .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())),
@@ -1061,6 +1095,7 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
         acquire_timeout_ms,
         idle_release_ms,
         backend_read_timeout_ms,
+        backend_tls,
         max_client_connections,
         login_timeout_ms,
         max_unauthenticated_connections,

@@ -1043,3 +1043,112 @@ fn client_tls_options_parse_and_need_a_certificate() {
         .to_string();
     assert!(e.contains("require-ssl-users"), "{e}");
 }
+
+#[test]
+fn backend_ssl_modes() {
+    assert_eq!(with("").unwrap().backend_tls.mode, BackendSsl::Preferred);
+    for (text, mode) in [
+        ("off", BackendSsl::Off),
+        ("PREFERRED", BackendSsl::Preferred),
+        ("required", BackendSsl::Required),
+    ] {
+        let c = with(&format!("backend-ssl = {text:?}")).unwrap();
+        assert_eq!(c.backend_tls.mode, mode);
+        assert_eq!(c.backend_tls.client.is_some(), mode != BackendSsl::Off);
+    }
+    assert_eq!("verify_identity".parse(), Ok(BackendSsl::VerifyIdentity));
+    let e = with("backend-ssl = \"on\"").unwrap_err().to_string();
+    assert!(
+        e.starts_with("config: backend-ssl: \"on\" is not one of"),
+        "{e}"
+    );
+}
+
+#[test]
+fn backend_ssl_verifying_modes_need_a_ca() {
+    for mode in ["verify-ca", "verify-identity"] {
+        let e = with(&format!("backend-ssl = {mode:?}"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!("config: backend-ssl-ca: required when backend-ssl is {mode}")
+        );
+    }
+    let dir = TempDir::new();
+    let ca = dir.join("ca.pem");
+    fs::write(&ca, include_str!("testdata/ca.pem")).unwrap();
+    let c = with(&format!(
+        "backend-ssl = \"verify-ca\"\nbackend-ssl-ca = {:?}",
+        ca.display().to_string()
+    ))
+    .unwrap();
+    assert_eq!(c.backend_tls.ca.as_ref().unwrap().path, ca);
+    let entries = c.entries();
+    let row = |k: &str| entries.iter().find(|(n, _)| *n == k).unwrap().1.clone();
+    assert_eq!(row("backend-ssl"), "verify-ca");
+    assert_eq!(row("backend-ssl-ca"), ca.display().to_string());
+    assert_eq!(row("backend-ssl-key"), "");
+
+    // A file that is not PEM, and one that is missing, are named.
+    let junk = dir.join("junk.pem");
+    fs::write(&junk, "not a certificate").unwrap();
+    let e = with(&format!(
+        "backend-ssl = \"verify-identity\"\nbackend-ssl-ca = {:?}",
+        junk.display().to_string()
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("backend-ssl-ca") && e.contains("no PEM certificate"),
+        "{e}"
+    );
+    let e = with("backend-ssl = \"verify-ca\"\nbackend-ssl-ca = \"/nonexistent/ca.pem\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("config: backend-ssl-ca: /nonexistent/ca.pem: "),
+        "{e}"
+    );
+}
+
+#[test]
+fn backend_ssl_cert_and_key_go_together() {
+    let e = with("backend-ssl-cert = \"/x/c.pem\"")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "config: backend-ssl-key: required when backend-ssl-cert is set"
+    );
+    let e = with("backend-ssl-key = \"/x/c.key\"")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "config: backend-ssl-cert: required when backend-ssl-key is set"
+    );
+}
+
+#[test]
+fn backend_ssl_key_is_not_in_debug() {
+    let dir = TempDir::new();
+    let key = dir.join("k.pem");
+    fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let tls = BackendTls {
+        key: Some(PemFile {
+            path: key.clone(),
+            pem: fs::read(&key).unwrap().into(),
+        }),
+        ..BackendTls::off()
+    };
+    let shown = format!("{tls:?}");
+    assert!(
+        shown.contains("k.pem") && !shown.contains("c2VjcmV0"),
+        "{shown}"
+    );
+}

@@ -160,6 +160,7 @@ pub(super) fn monitor(cfg: &Config) -> Credentials {
     Credentials {
         user: cfg.monitor_username.clone(),
         password: cfg.monitor_password.clone(),
+        tls: cfg.backend_tls.clone(),
     }
 }
 

@@ -2,8 +2,12 @@
 //! with the monitor account.
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder, Value};
+use mysql_async::{Conn, DriverError, OptsBuilder, Value};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::backend::tls::mysql_ssl_opts;
+use crate::config::{BackendSsl, BackendTls};
 
 use super::discovery::{parse_hosts, ReplicaHost};
 use super::gtid::{Gtid, GtidSet, MariaPos};
@@ -103,11 +107,22 @@ pub struct ProbeResult {
     pub heartbeat_period: Option<f64>,
 }
 
+/// The first DNS name a certificate was "only valid for", from rustls's
+/// name-mismatch message (`... is only valid for DnsName("db.example")`).
+fn presented_dns_name(message: &str) -> Option<String> {
+    let (_, rest) = message.split_once("not valid for name")?;
+    let (_, rest) = rest.split_once("DnsName(\"")?;
+    let (name, _) = rest.split_once("\")")?;
+    Some(name.to_string())
+}
+
 /// Monitor credentials, read from the config before each probe.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub user: String,
     pub password: String,
+    /// `backend-ssl*`, as for the data path.
+    pub tls: Arc<BackendTls>,
 }
 
 struct Open {
@@ -123,6 +138,9 @@ pub struct Prober {
     addr: String,
     open: Option<Open>,
     warned_hosts: bool,
+    /// `preferred` and the server offered no TLS: plain connections for
+    /// these settings, without asking each time (until they are reloaded).
+    plain_for: Option<Arc<BackendTls>>,
 }
 
 impl Prober {
@@ -131,6 +149,7 @@ impl Prober {
             addr,
             open: None,
             warned_hosts: false,
+            plain_for: None,
         }
     }
 
@@ -233,7 +252,7 @@ impl Prober {
         }
     }
 
-    async fn connect(&self, creds: &Credentials) -> Result<Open, ProbeError> {
+    async fn connect(&mut self, creds: &Credentials) -> Result<Open, ProbeError> {
         let (host, port) =
             split_host_port(&self.addr).ok_or_else(|| ProbeError::BadAddress(self.addr.clone()))?;
         let opts = OptsBuilder::default()
@@ -242,7 +261,37 @@ impl Prober {
             .user(Some(creds.user.clone()))
             .pass(Some(creds.password.clone()))
             .prefer_socket(false);
-        let mut conn = Conn::new(opts).await.map_err(ProbeError::Connect)?;
+        let plain = self
+            .plain_for
+            .as_ref()
+            .is_some_and(|t| Arc::ptr_eq(t, &creds.tls));
+        let ssl = mysql_ssl_opts(&creds.tls).filter(|_| !plain);
+        let mut conn = match ssl {
+            None => Conn::new(opts).await,
+            Some(ssl) => match Conn::new(opts.clone().ssl_opts(ssl.clone())).await {
+                Err(mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer))
+                    if creds.tls.mode == BackendSsl::Preferred =>
+                {
+                    self.plain_for = Some(creds.tls.clone());
+                    Conn::new(opts).await
+                }
+                // mysql_async 0.37 does not recognise rustls's current
+                // name-mismatch error, so its "skip domain validation"
+                // fails; checking against the name the certificate carries
+                // gives what verify-ca promises (a chain to the CA).
+                Err(e) if creds.tls.mode == BackendSsl::VerifyCa => {
+                    match presented_dns_name(&e.to_string()) {
+                        Some(name) => {
+                            let ssl = ssl.with_danger_tls_hostname_override(Some(name));
+                            Conn::new(opts.ssl_opts(ssl)).await
+                        }
+                        None => Err(e),
+                    }
+                }
+                other => other,
+            },
+        }
+        .map_err(ProbeError::Connect)?;
         let row = first_row(&mut conn, "SELECT @@version, @@version_comment").await?;
         let version = text(&row, 0).unwrap_or_default();
         let comment = text(&row, 1).unwrap_or_default();
@@ -491,5 +540,17 @@ mod tests {
             server_id: 3,
             uuid: None
         }));
+    }
+
+    #[test]
+    fn presented_name_of_a_mismatch() {
+        let m = "Input/output error: invalid peer certificate: certificate not valid for \
+                 name \"127.0.0.1\"; certificate is only valid for DnsName(\"db.x.example\") \
+                 or DnsName(\"b\")";
+        assert_eq!(presented_dns_name(m).as_deref(), Some("db.x.example"));
+        assert_eq!(
+            presented_dns_name("invalid peer certificate: UnknownIssuer"),
+            None
+        );
     }
 }

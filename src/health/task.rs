@@ -77,6 +77,7 @@ impl Backend {
         let creds = Credentials {
             user: cfg.monitor_username.clone(),
             password: cfg.monitor_password.clone(),
+            tls: cfg.backend_tls.clone(),
         };
         if self.creds.as_ref() != Some(&creds) {
             self.prober.reset();

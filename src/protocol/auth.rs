@@ -406,6 +406,19 @@ pub fn backend_login(
     Ok(out)
 }
 
+/// The SSL request a client sends before starting TLS: the first 32 bytes
+/// of its HandshakeResponse41 (capabilities with CLIENT_SSL, max packet,
+/// collation, 19 zero bytes and MariaDB's extended capabilities), so the
+/// layout mirrors [`backend_login`].
+pub fn ssl_request(caps: u64, collation: u8) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out[0..4].copy_from_slice(&(caps as u32 | CLIENT_SSL).to_le_bytes());
+    out[4..8].copy_from_slice(&(16u32 * 1024 * 1024).to_le_bytes());
+    out[8] = collation;
+    out[28..32].copy_from_slice(&((caps >> 32) as u32).to_le_bytes());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -656,5 +669,27 @@ mod tests {
             let _ = parse_login(&junk);
             let _ = parse_backend_greeting(&junk);
         }
+    }
+
+    #[test]
+    fn ssl_request_is_the_login_prefix_with_client_ssl() {
+        let g = mariadb_greeting();
+        let caps = backend_capabilities(EXT_META | u64::from(PROXY_CAPABILITIES), &g, false)
+            | u64::from(CLIENT_SSL);
+        let login =
+            backend_login(&g, caps, 33, "app", &Credential::Clear("pw".into()), None).unwrap();
+        let req = ssl_request(caps & !u64::from(CLIENT_SSL), 33);
+        assert_eq!(&req[..], &login[..32]);
+        assert_ne!(
+            u32::from_le_bytes(req[0..4].try_into().unwrap()) & CLIENT_SSL,
+            0
+        );
+        assert_eq!(req[8], 33);
+        assert_eq!(&req[4..8], &[0, 0, 0, 1], "16 MiB max packet");
+        assert!(req[9..28].iter().all(|b| *b == 0));
+        assert_eq!(
+            u32::from_le_bytes(req[28..32].try_into().unwrap()),
+            MARIADB_CLIENT_EXTENDED_METADATA
+        );
     }
 }

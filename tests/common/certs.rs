@@ -113,6 +113,57 @@ impl TestCa {
         }
     }
 
+    /// Another server certificate of this CA, for `san` (an openssl
+    /// subjectAltName list such as `DNS:db.example`): (cert, key) files
+    /// named after `who`.
+    pub fn issue_server(&self, who: &str, san: &str) -> (PathBuf, PathBuf) {
+        let dir = &self.dir;
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={who}"),
+                "-keyout",
+                &format!("{who}.key"),
+                "-out",
+                &format!("{who}.csr"),
+            ],
+        );
+        std::fs::write(
+            dir.join(format!("{who}.ext")),
+            format!("subjectAltName={san}\n"),
+        )
+        .unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{who}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{who}.ext"),
+                "-out",
+                &format!("{who}.pem"),
+            ],
+        );
+        (
+            dir.join(format!("{who}.pem")),
+            dir.join(format!("{who}.key")),
+        )
+    }
+
     pub fn path(p: &Path) -> &str {
         p.to_str().expect("utf-8 temp path")
     }

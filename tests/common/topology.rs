@@ -62,15 +62,22 @@ impl Topology {
     /// the script's stderr if that fails (MariaDB missing and not
     /// installable, a port taken, ...).
     pub fn start() -> Topology {
-        Self::try_start().unwrap_or_else(|e| panic!("could not start the MariaDB topology: {e}"))
+        Self::start_with(&[])
     }
 
-    fn try_start() -> Result<Topology, String> {
+    /// [`Topology::start`] with extra `mariadbd` options on every server
+    /// (TLS files, say).
+    pub fn start_with(server_args: &[String]) -> Topology {
+        Self::try_start(server_args)
+            .unwrap_or_else(|e| panic!("could not start the MariaDB topology: {e}"))
+    }
+
+    fn try_start(server_args: &[String]) -> Result<Topology, String> {
         // A port picked by free_port() can be grabbed by someone else before
         // mariadbd binds it; only that case is retried, with fresh ports.
         let mut attempt = 1;
         loop {
-            match Self::try_start_once() {
+            match Self::try_start_once(server_args) {
                 Err(e) if attempt < 3 && e.contains("Address already in use") => {
                     eprintln!("topology: a port was taken meanwhile, retrying: {e}");
                     attempt += 1;
@@ -80,13 +87,13 @@ impl Topology {
         }
     }
 
-    fn try_start_once() -> Result<Topology, String> {
+    fn try_start_once(server_args: &[String]) -> Result<Topology, String> {
         let ports = [free_port(), free_port(), free_port()];
         let dir = fresh_temp_dir("gantry-topo");
         let dir_s = dir.to_string_lossy().into_owned();
         let ports_s = format!("{},{},{}", ports[0], ports[1], ports[2]);
         let owner = std::process::id().to_string();
-        run_script(&[
+        let mut args = vec![
             "up",
             "--dir",
             &dir_s,
@@ -94,7 +101,11 @@ impl Topology {
             &ports_s,
             "--owner-pid",
             &owner,
-        ])?;
+        ];
+        for a in server_args {
+            args.extend(["--server-arg", a.as_str()]);
+        }
+        run_script(&args)?;
         let server = |i: usize, name: &str| Server {
             name: name.to_string(),
             port: ports[i],
@@ -155,7 +166,7 @@ impl Drop for Topology {
 pub fn shared_topology() -> &'static Topology {
     static SHARED: OnceLock<Result<Topology, String>> = OnceLock::new();
     // A failed start is remembered so each test fails fast with the cause.
-    match SHARED.get_or_init(Topology::try_start) {
+    match SHARED.get_or_init(|| Topology::try_start(&[])) {
         Ok(t) => t,
         Err(e) => panic!("could not start the shared MariaDB topology: {e}"),
     }
