@@ -58,7 +58,7 @@ pub fn users_from(cfg: &Config) -> HashMap<String, Arc<Credential>> {
         .map(|p| {
             (
                 p.user.clone(),
-                Arc::new(Credential::from_config(&p.password)),
+                Arc::new(Credential::from_config(&cfg.reveal(&p.password))),
             )
         })
         .collect()
@@ -134,7 +134,9 @@ async fn pool_keeper(ctx: Arc<Context>) {
                 if b.state != BackendState::Up || pool.config().min_idle == 0 {
                     continue;
                 }
-                if let Some(pw) = ctx.password_of(&pool.key.user) {
+                // An account known by its hash alone logs in only for a
+                // client of it (that client's answer tells Gantry how).
+                if let Some(pw) = ctx.password_of(&pool.key.user).filter(|c| c.can_log_in()) {
                     pool.fill_idle(&pw).await;
                 }
             }
@@ -229,6 +231,9 @@ pub async fn run(cfg: Config, launch_args: Vec<std::ffi::OsString>) -> Result<()
         mut terminate,
         mut interrupt,
     } = Signals::install().map_err(StartError::Signals)?;
+    if !cfg.clear_secrets.is_empty() {
+        tracing::warn!(options = ?cfg.clear_secrets, "passwords in clear in the configuration: use a native hash (gantry hash) or an enc: value (gantry encrypt)");
+    }
     let ctx = context_from(&cfg, launch_args)?;
     tokio::spawn(reload_on_hangup(hangup, ctx.clone()));
     if let Some(id) = learn_identity(&ctx).await {

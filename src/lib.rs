@@ -19,3 +19,4 @@ pub mod protocol;
 pub mod router;
 pub mod runtime;
 pub mod shutdown;
+pub mod tools;

@@ -4,6 +4,9 @@ use gantry::{app, config};
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if gantry::tools::wanted(&args) {
+        std::process::exit(gantry::tools::run(&args));
+    }
     let cfg = config::load_from(args.clone()).unwrap_or_else(|e| e.exit());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cfg.log_level.as_str()));

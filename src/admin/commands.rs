@@ -343,7 +343,9 @@ fn remove_client(ctx: &Context, ip: &str) -> Result<Reply, AdminError> {
 
 fn add_pwd(ctx: &Context, p: UserPassword) -> Result<Reply, AdminError> {
     let mut exists = false;
-    let pw = Arc::new(Credential::from_config(&p.password));
+    let secret = crate::config::secret::reveal(ctx.config.load().secret_key.as_ref(), &p.password)
+        .map_err(|e| AdminError::Internal(format!("ADD PWD {}: {e}", p.user)))?;
+    let pw = Arc::new(Credential::from_config(&secret));
     ctx.users.rcu(|users| {
         let mut next = HashMap::clone(users);
         exists = next.contains_key(&p.user);
@@ -384,7 +386,7 @@ pub fn ordered_pwds(ctx: &Context) -> Vec<UserPassword> {
             // Unchanged since loaded: as the file had it (an `enc:` value
             // stays encrypted).
             let now = users.get(&p.user)?;
-            if **now == Credential::from_config(&p.password) {
+            if **now == Credential::from_config(&cfg.reveal(&p.password)) {
                 return Some(p.clone());
             }
             now.config_text()

@@ -20,6 +20,7 @@ mod cli;
 mod client_tls;
 mod file;
 mod save;
+pub mod secret;
 #[cfg(test)]
 mod tests;
 
@@ -132,6 +133,7 @@ const OPTIONS: &[OptSpec] = &[
     opt("user-consistency", Kind::List, "(none)", "Per-user read consistency, user:mode (overrides consistency for that user)"),
     opt("metrics-address", Kind::Str, "(off)", "Prometheus metrics address (ip:port); empty = off"),
     opt("server-version", Kind::Str, "(none)", "Server version string shown to clients; empty = the primary's version"),
+    opt("secret-key-file", Kind::Str, "(none)", "File with the 256-bit key (64 hex digits) that decrypts enc: passwords (gantry encrypt makes both)"),
     opt("ssl", Kind::Str, "off", "TLS for clients on the data port: off | optional | required (clients without TLS are refused)"),
     opt("admin-ssl", Kind::Str, "off", "TLS on the admin port: off | optional | required (same certificate)"),
     opt("ssl-cert", Kind::Str, "(none)", "PEM certificate chain Gantry presents to clients (required when ssl or admin-ssl is on)"),
@@ -318,6 +320,11 @@ pub struct Config {
     pub metrics_address: Option<String>,
     /// TLS towards clients.
     pub client_tls: ClientTlsOptions,
+    /// `secret-key-file`, and the key it holds (for `enc:` values).
+    pub secret_key_file: Option<PathBuf>,
+    pub secret_key: Option<secret::SecretKey>,
+    /// Options that hold a password in clear (warned about at start).
+    pub clear_secrets: Vec<&'static str>,
     /// Version string shown to clients; `None` = the primary's own.
     pub server_version: Option<String>,
 }
@@ -391,11 +398,18 @@ impl fmt::Debug for Config {
             .field("metrics_address", &self.metrics_address)
             .field("server_version", &self.server_version)
             .field("client_tls", &self.client_tls)
+            .field("secret_key_file", &self.secret_key_file)
             .finish()
     }
 }
 
 impl Config {
+    /// The clear password an option value stands for (`enc:` values
+    /// decrypted; they were checked when the configuration was loaded).
+    pub fn reveal(&self, value: &str) -> String {
+        secret::reveal(self.secret_key.as_ref(), value).unwrap_or_else(|_| value.to_string())
+    }
+
     /// Every option with its effective value as it would be written in the
     /// file (lists comma-separated), in documentation order; passwords
     /// (`admin-password`, `monitor-password`, the password part of `pwds`)
@@ -527,6 +541,7 @@ impl Config {
             ),
             ("metrics-address", opt(&self.metrics_address)),
             ("server-version", opt(&self.server_version)),
+            ("secret-key-file", path(&self.secret_key_file)),
             ("ssl", self.client_tls.ssl.to_string()),
             ("admin-ssl", self.client_tls.admin_ssl.to_string()),
             ("ssl-cert", path(&self.client_tls.ssl_cert)),
@@ -896,12 +911,25 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
         .unwrap_or_else(|| "admin".to_string())
         .trim()
         .to_string();
+    let secret_key_file = v.string("secret-key-file")?.map(PathBuf::from);
+    let secret_key = match &secret_key_file {
+        None => None,
+        Some(path) => Some(
+            secret::SecretKey::load(path)
+                .map_err(|e| ConfigError::invalid("secret-key-file", e.to_string()))?,
+        ),
+    };
+    // `enc:` values are decrypted here; what cannot be is a config error.
+    let reveal = |key: &'static str, value: &str| -> Result<String, ConfigError> {
+        secret::reveal(secret_key.as_ref(), value)
+            .map_err(|e| ConfigError::invalid(key, e.to_string()))
+    };
     let admin_password = match v.secret("admin-password")? {
         None => return Err(required("admin-password", "the admin interface password")),
         Some(p) if p.is_empty() => {
             return Err(ConfigError::invalid("admin-password", "must not be empty"))
         }
-        Some(p) => p,
+        Some(p) => reveal("admin-password", &p)?,
     };
 
     let key = "proxy-backend-addresses";
@@ -930,6 +958,11 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
         ));
     }
     let pwds = pwds_list("pwds", &pwds)?;
+    for (i, p) in pwds.iter().enumerate() {
+        reveal("pwds", &p.password).map_err(|e| {
+            ConfigError::invalid("pwds", format!("entry #{} ({}): {e}", i + 1, p.user))
+        })?;
+    }
 
     let client_ips = client_ip_list("client-ips", &v.list("client-ips")?.unwrap_or_default())?;
 
@@ -975,7 +1008,10 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
     let shutdown_timeout_ms = v.int("shutdown-timeout-ms", 10_000)?;
 
     let monitor_username = v.string("monitor-username")?.map(|u| u.trim().to_string());
-    let monitor_password = v.secret("monitor-password")?;
+    let monitor_password = match v.secret("monitor-password")? {
+        Some(p) => Some(reveal("monitor-password", &p)?),
+        None => None,
+    };
     let (monitor_username, monitor_password) = match (monitor_username, monitor_password) {
         (Some(u), Some(p)) => (u, p),
         (None, Some(_)) => {
@@ -985,7 +1021,7 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
             ))
         }
         (Some(u), None) => match pwds.iter().find(|p| p.user == u) {
-            Some(p) => (u, p.password.clone()),
+            Some(p) => (u, reveal("pwds", &p.password)?),
             None => {
                 return Err(ConfigError::invalid(
                     "monitor-password",
@@ -993,7 +1029,7 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
                 ))
             }
         },
-        (None, None) => (pwds[0].user.clone(), pwds[0].password.clone()),
+        (None, None) => (pwds[0].user.clone(), reveal("pwds", &pwds[0].password)?),
     };
 
     let health_interval_ms = v.int("health-interval-ms", 500)?;
@@ -1011,7 +1047,10 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
     let replication_username = v
         .string("replication-username")?
         .map(|u| u.trim().to_string());
-    let replication_password = v.secret("replication-password")?;
+    let replication_password = match v.secret("replication-password")? {
+        Some(p) => Some(reveal("replication-password", &p)?),
+        None => None,
+    };
     let (replication_username, replication_password) =
         match (replication_username, replication_password) {
             (Some(u), Some(p)) => (u, p),
@@ -1075,6 +1114,18 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
     let server_version = v.string("server-version")?.map(|s| s.trim().to_string());
 
     let client_tls = client_tls::parse(&v)?;
+    let is_clear = |t: &str| {
+        !secret::is_encrypted(t) && crate::protocol::credential::parse_native_hash(t).is_none()
+    };
+    let mut clear_secrets = Vec::new();
+    for key in ["admin-password", "monitor-password", "replication-password"] {
+        if v.secret(key)?.is_some_and(|t| is_clear(&t)) {
+            clear_secrets.push(key);
+        }
+    }
+    if pwds.iter().any(|p| is_clear(&p.password)) {
+        clear_secrets.push("pwds");
+    }
     Ok(Config {
         config_path: config_path
             .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())),
@@ -1124,6 +1175,9 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
         causal_read_timeout_ms,
         metrics_address,
         client_tls,
+        secret_key_file,
+        secret_key,
+        clear_secrets,
         server_version,
     })
 }

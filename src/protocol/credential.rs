@@ -115,6 +115,11 @@ impl Credential {
         }
     }
 
+    /// Whether Gantry can log in to a backend with it (a hash cannot).
+    pub fn can_log_in(&self) -> bool {
+        !matches!(self, Credential::NativeHash(_))
+    }
+
     /// How it is written in a configuration file (`SAVE CONFIG`): clear,
     /// or `*` + hex; `None` for what was learnt from a client.
     pub fn config_text(&self) -> Option<String> {
