@@ -211,3 +211,84 @@ fn an_enc_value_without_its_key_is_a_config_error() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An Atlas configuration whose pwds were encrypted the way Atlas's
+/// `encrypt` does (DES-ECB under its fixed key, here by `openssl`):
+/// `gantry import-atlas` turns it into a file Gantry runs with.
+#[test]
+fn an_atlas_configuration_imports_with_its_encrypted_pwds() {
+    let topo = shared_topology();
+    let des = |pw: &str| -> String {
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "openssl enc -des-ecb -K 6143745a6c486155 -provider legacy -provider default | base64",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("openssl");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(pw.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let dir = std::env::temp_dir().join(common::unique_name("gantry-atlas"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let atlas = dir.join("test.cnf");
+    let replicas: Vec<String> = topo
+        .replicas
+        .iter()
+        .map(|r| format!("{}@1", r.addr()))
+        .collect();
+    std::fs::write(
+        &atlas,
+        format!(
+            "[mysql-proxy]\nadmin-username = admin\nadmin-password = admin_pw\n\
+             proxy-backend-addresses = {}\nproxy-read-only-backend-addresses = {}\n\
+             pwds = app:{}\ndaemon = true\nlog-level = message\ncharset = utf8\n",
+            topo.primary.addr(),
+            replicas.join(", "),
+            des("app_pw")
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(["import-atlas", atlas.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let toml = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !toml.contains("app_pw") && !toml.contains("admin_pw"),
+        "{toml}"
+    );
+    assert!(toml.contains(&tool(&["hash"], "app_pw")), "{toml}");
+    let config = dir.join("gantry.toml");
+    std::fs::write(&config, &toml).unwrap();
+    let g = Gantry::start_with_args(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--monitor-username",
+        "monitor",
+        "--monitor-password",
+        "monitor_pw",
+    ]);
+    let o = g.mariadb(&["-N", "-e", "SELECT CURRENT_USER()"]);
+    assert!(o.status.success(), "{o:?}");
+    let o = g.admin_mariadb(&["-N", "-e", "SELECT * FROM backends"]);
+    assert!(
+        o.status.success(),
+        "admin with the imported (hashed) password: {o:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

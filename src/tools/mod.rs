@@ -1,7 +1,10 @@
 //! `gantry hash` and `gantry encrypt`: the password forms the
 //! configuration accepts besides clear text. The password is read from
 //! standard input (its first line), never from the command line, where
-//! `ps` and the shell history would show it.
+//! `ps` and the shell history would show it. `gantry import-atlas`
+//! converts an Atlas configuration (`atlas`).
+
+pub mod atlas;
 
 use std::ffi::OsString;
 use std::io::{BufRead, Write};
@@ -14,7 +17,7 @@ use crate::protocol::credential::native_hash_text;
 pub fn wanted(args: &[OsString]) -> bool {
     matches!(
         args.get(1).and_then(|a| a.to_str()),
-        Some("hash" | "encrypt")
+        Some("hash" | "encrypt" | "import-atlas")
     )
 }
 
@@ -36,6 +39,15 @@ fn command() -> clap::Command {
                         .value_parser(clap::value_parser!(PathBuf)),
                 ),
         )
+        .subcommand(
+            clap::Command::new("import-atlas")
+                .about("Prints the Gantry configuration (TOML) for an Atlas one; its DES-encrypted pwds become native-password hashes")
+                .arg(
+                    clap::Arg::new("file")
+                        .required(true)
+                        .value_parser(clap::value_parser!(PathBuf)),
+                ),
+        )
 }
 
 /// Runs the tool; the process exit code.
@@ -47,6 +59,14 @@ pub fn run(args: &[OsString]) -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    if let Some(("import-atlas", m)) = matches.subcommand() {
+        let out = m
+            .get_one::<PathBuf>("file")
+            .ok_or_else(|| "a file is required".to_string())
+            .and_then(|f| std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display())))
+            .and_then(|ini| atlas::convert(&ini).map_err(|e| e.to_string()));
+        return finish(out.map(|t| t.trim_end().to_string()));
+    }
     let Some(password) = read_password() else {
         eprintln!("gantry: no password on standard input");
         return 2;
@@ -59,6 +79,10 @@ pub fn run(args: &[OsString]) -> i32 {
         },
         _ => Err("unknown tool".to_string()),
     };
+    finish(out)
+}
+
+fn finish(out: Result<String, String>) -> i32 {
     match out {
         Ok(text) => {
             println!("{text}");
