@@ -250,6 +250,7 @@ pub async fn run(cfg: Config, launch_args: Vec<std::ffi::OsString>) -> Result<()
     }
     let health = health::spawn(ctx.clone());
     tokio::spawn(pool_keeper(ctx.clone()));
+    tokio::spawn(crate::accounts::refresh(ctx.clone()));
     tokio::spawn(admin::serve(admin_listener, ctx.clone()));
     // Bounded by the probe timeout: replicas are judged before clients come.
     health::first_round(&ctx).await;

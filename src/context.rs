@@ -113,6 +113,8 @@ pub struct Context {
     pub stats: GlobalStats,
     /// Built-in failover: the write hold, past failovers, suspension.
     pub failovers: crate::failover::status::Failovers,
+    /// `accounts-from-backend`: the primary's accounts.
+    pub backend_accounts: crate::accounts::BackendAccounts,
     next_connection_id: AtomicU32,
 }
 
@@ -149,6 +151,7 @@ impl Context {
             shutdown: Shutdown::default(),
             stats: GlobalStats::default(),
             failovers: Default::default(),
+            backend_accounts: Default::default(),
             next_connection_id: AtomicU32::new(1),
         })
     }

@@ -2,6 +2,7 @@
 //! thin shell around [`app::run`]; the modules are public for the
 //! integration tests and benchmarks.
 
+pub mod accounts;
 pub mod admin;
 pub mod app;
 pub mod backend;

@@ -23,7 +23,6 @@ use crate::fdlimit::LogLimiter;
 use crate::frontend::login::{self, Outcome};
 use crate::frontend::transport::Transport;
 use crate::protocol::auth::{ServerIdentity, CLIENT_DEPRECATE_EOF, PROXY_CAPABILITIES};
-use crate::protocol::credential::Credential;
 use crate::protocol::packet::PacketReader;
 use crate::protocol::reply::{err_packet, ok_packet};
 use crate::protocol::{cmd, status, MyError};
@@ -86,8 +85,9 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: &Arc<Context>) -> io::
     };
     let mut reader = PacketReader::new();
     let cfg = ctx.config.load_full();
-    let lookup = |user: &str| {
-        (user == cfg.admin_username).then(|| Arc::new(Credential::from_config(&cfg.admin_password)))
+    let lookup = login::Accounts::Admin {
+        user: &cfg.admin_username,
+        password: &cfg.admin_password,
     };
     let id = ctx.next_connection_id();
     // A silent client must not keep one of the few admin slots.

@@ -133,6 +133,8 @@ const OPTIONS: &[OptSpec] = &[
     opt("user-consistency", Kind::List, "(none)", "Per-user read consistency, user:mode (overrides consistency for that user)"),
     opt("metrics-address", Kind::Str, "(off)", "Prometheus metrics address (ip:port); empty = off"),
     opt("server-version", Kind::Str, "(none)", "Server version string shown to clients; empty = the primary's version"),
+    opt("accounts-from-backend", Kind::Bool, "false", "Load client accounts (names, hosts, mysql_native_password hashes) from the primary with the monitor account"),
+    opt("accounts-refresh-ms", int(100, DAY_MS), "60000", "How often accounts-from-backend reloads the accounts (ms); an unknown user reloads at once"),
     opt("secret-key-file", Kind::Str, "(none)", "File with the 256-bit key (64 hex digits) that decrypts enc: passwords (gantry encrypt makes both)"),
     opt("ssl", Kind::Str, "off", "TLS for clients on the data port: off | optional | required (clients without TLS are refused)"),
     opt("admin-ssl", Kind::Str, "off", "TLS on the admin port: off | optional | required (same certificate)"),
@@ -320,6 +322,8 @@ pub struct Config {
     pub metrics_address: Option<String>,
     /// TLS towards clients.
     pub client_tls: ClientTlsOptions,
+    pub accounts_from_backend: bool,
+    pub accounts_refresh_ms: u64,
     /// `secret-key-file`, and the key it holds (for `enc:` values).
     pub secret_key_file: Option<PathBuf>,
     pub secret_key: Option<secret::SecretKey>,
@@ -398,6 +402,8 @@ impl fmt::Debug for Config {
             .field("metrics_address", &self.metrics_address)
             .field("server_version", &self.server_version)
             .field("client_tls", &self.client_tls)
+            .field("accounts_from_backend", &self.accounts_from_backend)
+            .field("accounts_refresh_ms", &self.accounts_refresh_ms)
             .field("secret_key_file", &self.secret_key_file)
             .finish()
     }
@@ -541,6 +547,11 @@ impl Config {
             ),
             ("metrics-address", opt(&self.metrics_address)),
             ("server-version", opt(&self.server_version)),
+            (
+                "accounts-from-backend",
+                self.accounts_from_backend.to_string(),
+            ),
+            ("accounts-refresh-ms", self.accounts_refresh_ms.to_string()),
             ("secret-key-file", path(&self.secret_key_file)),
             ("ssl", self.client_tls.ssl.to_string()),
             ("admin-ssl", self.client_tls.admin_ssl.to_string()),
@@ -1114,6 +1125,8 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
     let server_version = v.string("server-version")?.map(|s| s.trim().to_string());
 
     let client_tls = client_tls::parse(&v)?;
+    let accounts_from_backend = v.bool("accounts-from-backend", false)?;
+    let accounts_refresh_ms = v.int("accounts-refresh-ms", 60_000)?;
     let is_clear = |t: &str| {
         !secret::is_encrypted(t) && crate::protocol::credential::parse_native_hash(t).is_none()
     };
@@ -1175,6 +1188,8 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
         causal_read_timeout_ms,
         metrics_address,
         client_tls,
+        accounts_from_backend,
+        accounts_refresh_ms,
         secret_key_file,
         secret_key,
         clear_secrets,

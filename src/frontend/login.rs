@@ -59,6 +59,32 @@ pub async fn send_error(stream: &mut Transport, seq: u8, err: &MyError) -> io::R
     stream.write_all(&out).await
 }
 
+/// Where the connection phase finds accounts.
+pub enum Accounts<'a> {
+    /// The data port: `pwds`, then (`accounts-from-backend`) the
+    /// servers' own accounts for this client address.
+    Clients {
+        ctx: &'a crate::context::Context,
+        client: std::net::IpAddr,
+    },
+    /// The admin port: its one account.
+    Admin { user: &'a str, password: &'a str },
+}
+
+impl Accounts<'_> {
+    async fn find(&self, user: &str) -> Option<Arc<Credential>> {
+        match self {
+            Accounts::Clients { ctx, client } => {
+                crate::accounts::credential_for(ctx, user, *client).await
+            }
+            Accounts::Admin {
+                user: admin,
+                password,
+            } => (user == *admin).then(|| Arc::new(Credential::from_config(password))),
+        }
+    }
+}
+
 /// What the listener shows and requires of one connection.
 pub struct Listener<'a> {
     pub connection_id: u32,
@@ -79,15 +105,12 @@ fn is_ssl_request(payload: &[u8]) -> bool {
 
 /// Runs the connection phase up to (not including) the final OK; gives
 /// the client's transport back (upgraded to TLS if the client asked).
-pub async fn authenticate<F>(
+pub async fn authenticate(
     mut stream: Transport,
     reader: &mut PacketReader,
     at: &Listener<'_>,
-    lookup: F,
-) -> io::Result<(Transport, Outcome)>
-where
-    F: Fn(&str) -> Option<Arc<Credential>>,
-{
+    lookup: Accounts<'_>,
+) -> io::Result<(Transport, Outcome)> {
     let nonce = new_nonce();
     let mut out = BytesMut::with_capacity(128);
     put_packet(
@@ -111,17 +134,14 @@ where
 
 /// The login request (`first`: its payload and sequence id) onwards, on
 /// the final transport.
-async fn check_login<F>(
+async fn check_login(
     stream: &mut Transport,
     reader: &mut PacketReader,
     at: &Listener<'_>,
     (payload, seq): (Vec<u8>, u8),
     nonce: [u8; 20],
-    lookup: F,
-) -> io::Result<Outcome>
-where
-    F: Fn(&str) -> Option<Arc<Credential>>,
-{
+    lookup: Accounts<'_>,
+) -> io::Result<Outcome> {
     let identity = at.identity;
     let required = at.port.as_ref().is_some_and(|p| p.required);
     if required && !stream.is_tls() {
@@ -161,7 +181,7 @@ where
         seq = s.wrapping_add(1);
     }
 
-    let known = lookup(&login.user);
+    let known = lookup.find(&login.user).await;
     let learnt = known
         .as_deref()
         .and_then(|c| c.verify(&nonce, &login.auth_response));

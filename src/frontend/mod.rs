@@ -170,7 +170,11 @@ async fn handle_client(stream: TcpStream, peer: SocketAddr, ctx: &Arc<Context>) 
         tls: &settings.tls,
         port: settings.tls.port(false),
     };
-    let authed = login::authenticate(stream, &mut reader, &listener, |u| ctx.password_of(u));
+    let accounts = login::Accounts::Clients {
+        ctx,
+        client: peer.ip(),
+    };
+    let authed = login::authenticate(stream, &mut reader, &listener, accounts);
     let (mut stream, authed) = match tokio::time::timeout(settings.login_timeout, authed).await {
         Ok(Ok((stream, Outcome::Accepted(a)))) => (stream, a),
         Ok(Ok((_, Outcome::Refused(r)))) => {

@@ -243,6 +243,21 @@ impl Prober {
         Ok(text(&row, 0))
     }
 
+    /// Every row of `sql`, each column as text (`None` for NULL).
+    pub async fn text_rows(
+        &mut self,
+        creds: &Credentials,
+        sql: &str,
+    ) -> Result<Vec<Vec<Option<String>>>, ProbeError> {
+        let mut open = self.take_open(creds).await?;
+        let found = rows(&mut open.conn, sql).await?;
+        self.open = Some(open);
+        Ok(found
+            .iter()
+            .map(|r| r.iter().map(|(_, v)| v.clone()).collect())
+            .collect())
+    }
+
     /// The open connection, taken out while in use (a failed or abandoned
     /// use leaves none), or a new one.
     async fn take_open(&mut self, creds: &Credentials) -> Result<Open, ProbeError> {

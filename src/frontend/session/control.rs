@@ -155,9 +155,14 @@ impl Session {
         }
         let transport_ok =
             (self.ctx.settings.load().tls).transport_allows(&cu.user, self.client.transport());
-        let learnt = self
-            .ctx
-            .password_of(&cu.user)
+        let client_ip = self
+            .info
+            .client_addr
+            .parse::<std::net::SocketAddr>()
+            .map(|a| a.ip())
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let learnt = crate::accounts::credential_for(&self.ctx, &cu.user, client_ip)
+            .await
             .and_then(|c| c.verify(&nonce, &cu.auth_response))
             .filter(|_| transport_ok);
         let Some(password) = learnt.map(std::sync::Arc::new) else {
