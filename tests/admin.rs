@@ -240,6 +240,17 @@ fn backends_shows_the_topology_up_and_the_cli_works() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("ERROR 1045 (28000)"), "{user}: {err}");
     }
+    // The data port never answers admin commands: they reach the server,
+    // which knows no such table or statement.
+    for (sql, code) in [
+        ("SELECT * FROM backends", "ERROR 1146 (42S02)"),
+        ("SET OFFLINE 1", "ERROR 1064 (42000)"),
+        ("REMOVE BACKEND 1", "ERROR 1064 (42000)"),
+    ] {
+        let out = g.mariadb(&["-Dapp", "-e", sql]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(code), "{sql}: {err}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
