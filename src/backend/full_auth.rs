@@ -46,9 +46,13 @@ pub(super) async fn send_password(
         return Err(crate::protocol::reply::parse_err(&key)
             .unwrap_or_else(|| MyError::new(1045, "28000", "backend refused login")));
     }
-    let pem = key
-        .strip_prefix(&[MORE_DATA])
-        .ok_or_else(|| MyError::new(1043, "08S01", "unexpected packet instead of the server's public key"))?;
+    let pem = key.strip_prefix(&[MORE_DATA]).ok_or_else(|| {
+        MyError::new(
+            1043,
+            "08S01",
+            "unexpected packet instead of the server's public key",
+        )
+    })?;
     let cipher = encrypt_password(pem, password, nonce).map_err(|e| {
         MyError::new(
             2061,

@@ -538,8 +538,14 @@ impl Config {
                 "require-ssl-users",
                 self.client_tls.require_ssl_users.join(","),
             ),
-            ("sha256-private-key", path(&self.client_tls.sha256_private_key)),
-            ("sha256-public-key", path(&self.client_tls.sha256_public_key)),
+            (
+                "sha256-private-key",
+                path(&self.client_tls.sha256_private_key),
+            ),
+            (
+                "sha256-public-key",
+                path(&self.client_tls.sha256_public_key),
+            ),
         ]
     }
 }

@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 
 use super::client_stream::ClientStream;
 use super::transport::Transport;
+use crate::protocol::auth;
 use crate::protocol::packet::{put_packet, PacketReader, ReadInto};
 use crate::protocol::rsa_key::ServerKeys;
 use crate::protocol::sha2::{self as s2, cache_digest};
@@ -115,6 +116,19 @@ impl Sha2Server {
             next_seq,
             path,
         };
+        let mut response = response.to_vec();
+        let mut seq = seq;
+        if response.is_empty() && password != Some("") {
+            // A client whose plugin differs from the greeting's (libmysql,
+            // libmariadb) has no nonce for it yet and sends nothing: it
+            // expects the switch request a server sends then.
+            let mut out = BytesMut::with_capacity(64);
+            put_packet(&mut out, seq, &auth::auth_switch(auth::CACHING_SHA2, nonce));
+            stream.send(&out).await?;
+            let (answer, s) = reader.read_payload(stream).await?;
+            (response, seq) = (answer, s.wrapping_add(1));
+        }
+        let response = &response[..];
         // An empty password is an empty answer, and nothing follows.
         if response.is_empty() || password == Some("") {
             let ok = response.is_empty() && password == Some("");

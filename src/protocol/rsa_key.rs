@@ -120,7 +120,11 @@ fn parse_public(pem: &str) -> Option<RsaPublicKey> {
 
 /// The client's side: `password` encrypted for the server whose PEM key
 /// is `server_pem` (the bytes after the `0x01` of its AuthMoreData).
-pub fn encrypt_password(server_pem: &[u8], password: &str, nonce: &[u8]) -> Result<Vec<u8>, RsaError> {
+pub fn encrypt_password(
+    server_pem: &[u8],
+    password: &str,
+    nonce: &[u8],
+) -> Result<Vec<u8>, RsaError> {
     let pem = std::str::from_utf8(server_pem).map_err(|_| RsaError::BadServerKey)?;
     let key = parse_public(pem).ok_or(RsaError::BadServerKey)?;
     let mut plain = cleartext_packet(password);
@@ -162,7 +166,10 @@ pub(crate) mod tests {
         xor_with_nonce(&mut plain, NONCE);
         assert_eq!(plain, b"app_pw\0");
         // OAEP is randomised: two encryptions differ.
-        assert_ne!(cipher, encrypt_password(pem.as_bytes(), "app_pw", NONCE).unwrap());
+        assert_ne!(
+            cipher,
+            encrypt_password(pem.as_bytes(), "app_pw", NONCE).unwrap()
+        );
     }
 
     #[test]

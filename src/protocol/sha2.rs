@@ -114,7 +114,11 @@ mod tests {
             assert_eq!(ours, theirs.to_vec(), "{pw}");
             assert!(fast_matches(&cache_digest(pw), NONCE, &ours));
             assert!(!fast_matches(&cache_digest("other"), NONCE, &ours));
-            assert!(!fast_matches(&cache_digest(pw), b"zyxwvutsrq9876543210", &ours));
+            assert!(!fast_matches(
+                &cache_digest(pw),
+                b"zyxwvutsrq9876543210",
+                &ours
+            ));
             assert!(!fast_matches(&cache_digest(pw), NONCE, &ours[..31]));
         }
         // A trailing NUL after the nonce (as greetings carry it) is no part

@@ -82,7 +82,13 @@ async fn full_over_rsa_then_fast_then_a_wrong_answer() {
     let server = server();
     // Login (seq 1) → 0x01 0x04 (2) → 0x02 (3) → 0x01 + PEM (4) →
     // encrypted password (5); the caller's OK is 6.
-    let (mut c, task) = start(&server, "app", Some("app_pw"), fast_answer("app_pw", NONCE), false);
+    let (mut c, task) = start(
+        &server,
+        "app",
+        Some("app_pw"),
+        fast_answer("app_pw", NONCE),
+        false,
+    );
     expect(&mut c, &[2, 0, 0, 2, 0x01, 0x04]).await;
     send(&mut c, 3, &[0x02]).await;
     let (seq, key) = read_packet(&mut c).await;
@@ -92,39 +98,75 @@ async fn full_over_rsa_then_fast_then_a_wrong_answer() {
     let cipher = encrypt_password(&key[1..], "app_pw", NONCE).unwrap();
     send(&mut c, 5, &cipher).await;
     let out = task.await.unwrap().unwrap();
-    assert_eq!((out.accepted, out.next_seq, out.path), (true, 6, "full over RSA"));
+    assert_eq!(
+        (out.accepted, out.next_seq, out.path),
+        (true, 6, "full over RSA")
+    );
 
     // Cached now: 0x01 0x03 (2), the caller's OK is 3.
-    let (mut c, task) = start(&server, "app", Some("app_pw"), fast_answer("app_pw", NONCE), false);
+    let (mut c, task) = start(
+        &server,
+        "app",
+        Some("app_pw"),
+        fast_answer("app_pw", NONCE),
+        false,
+    );
     expect(&mut c, &[2, 0, 0, 2, 0x01, 0x03]).await;
     let out = task.await.unwrap().unwrap();
     assert_eq!((out.accepted, out.next_seq, out.path), (true, 3, "fast"));
 
     // A wrong answer for a cached account: refused at once (ERR is 2).
-    let (c, task) = start(&server, "app", Some("app_pw"), fast_answer("nope", NONCE), false);
+    let (c, task) = start(
+        &server,
+        "app",
+        Some("app_pw"),
+        fast_answer("nope", NONCE),
+        false,
+    );
     let out = task.await.unwrap().unwrap();
     assert_eq!((out.accepted, out.next_seq), (false, 2));
     drop(c);
 
     // The password changed: the cache no longer serves the account.
-    let (mut c, task) = start(&server, "app", Some("new_pw"), fast_answer("new_pw", NONCE), true);
+    let (mut c, task) = start(
+        &server,
+        "app",
+        Some("new_pw"),
+        fast_answer("new_pw", NONCE),
+        true,
+    );
     expect(&mut c, &[2, 0, 0, 2, 0x01, 0x04]).await;
     send(&mut c, 3, b"new_pw\0").await;
     let out = task.await.unwrap().unwrap();
-    assert_eq!((out.accepted, out.next_seq, out.path), (true, 4, "full over TLS"));
+    assert_eq!(
+        (out.accepted, out.next_seq, out.path),
+        (true, 4, "full over TLS")
+    );
 }
 
 #[tokio::test]
 async fn full_over_tls_takes_the_clear_password() {
     let server = server();
-    let (mut c, task) = start(&server, "app", Some("app_pw"), fast_answer("app_pw", NONCE), true);
+    let (mut c, task) = start(
+        &server,
+        "app",
+        Some("app_pw"),
+        fast_answer("app_pw", NONCE),
+        true,
+    );
     expect(&mut c, &[2, 0, 0, 2, 0x01, 0x04]).await;
     // Documented: the password and a NUL, sequence 3.
     send(&mut c, 3, b"app_pw\0").await;
     let out = task.await.unwrap().unwrap();
     assert_eq!((out.accepted, out.next_seq), (true, 4));
 
-    let (mut c, task) = start(&server, "bob", Some("bob_pw"), fast_answer("bob_pw", NONCE), true);
+    let (mut c, task) = start(
+        &server,
+        "bob",
+        Some("bob_pw"),
+        fast_answer("bob_pw", NONCE),
+        true,
+    );
     expect(&mut c, &[2, 0, 0, 2, 0x01, 0x04]).await;
     send(&mut c, 3, b"wrong\0").await;
     let out = task.await.unwrap().unwrap();
@@ -146,7 +188,13 @@ async fn unknown_users_and_bad_rsa_packets_are_refused_alike() {
     assert!(!task.await.unwrap().unwrap().accepted);
 
     // Cleartext without TLS is not accepted: it must be encrypted.
-    let (mut c, task) = start(&server, "app", Some("app_pw"), fast_answer("app_pw", NONCE), false);
+    let (mut c, task) = start(
+        &server,
+        "app",
+        Some("app_pw"),
+        fast_answer("app_pw", NONCE),
+        false,
+    );
     expect(&mut c, &[2, 0, 0, 2, 0x01, 0x04]).await;
     send(&mut c, 3, b"app_pw\0").await;
     let out = task.await.unwrap().unwrap();
@@ -157,6 +205,27 @@ async fn unknown_users_and_bad_rsa_packets_are_refused_alike() {
     assert_eq!(task.await.unwrap().unwrap().next_seq, 2);
     let (_c, task) = start(&server, "e", Some(""), fast_answer("x", NONCE), false);
     assert!(!task.await.unwrap().unwrap().accepted);
-    let (_c, task) = start(&server, "app", Some("app_pw"), Vec::new(), false);
+}
+
+#[tokio::test]
+async fn an_empty_first_answer_gets_a_switch_request() {
+    // libmariadb with --default-auth=caching_sha2_password: the greeting
+    // named another plugin, so its login carries no answer.
+    let server = server();
+    let (mut c, task) = start(&server, "app", Some("app_pw"), Vec::new(), true);
+    let mut switch = vec![1 + 21 + 1 + 20 + 1, 0, 0, 2, 0xfe];
+    switch.extend_from_slice(b"caching_sha2_password\0");
+    switch.extend_from_slice(NONCE);
+    switch.push(0);
+    expect(&mut c, &switch).await;
+    send(&mut c, 3, &fast_answer("app_pw", NONCE)).await;
+    expect(&mut c, &[2, 0, 0, 4, 0x01, 0x04]).await;
+    send(&mut c, 5, b"app_pw\0").await;
+    let out = task.await.unwrap().unwrap();
+    assert_eq!((out.accepted, out.next_seq), (true, 6));
+    // An empty answer again: refused.
+    let (mut c, task) = start(&server, "app", Some("app_pw"), Vec::new(), true);
+    expect(&mut c, &switch).await;
+    send(&mut c, 3, b"").await;
     assert!(!task.await.unwrap().unwrap().accepted);
 }
