@@ -9,7 +9,7 @@ use std::io;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 
-use super::sha2::Sha2Server;
+use super::sha2::{Attempt, Sha2Server};
 use super::tls::{ClientTls, PortTls};
 use super::transport::Transport;
 use crate::protocol::auth::{self, ClientLogin, ServerIdentity, CLIENT_PLUGIN_AUTH, CLIENT_SSL};
@@ -163,7 +163,17 @@ where
             let user = login.user.clone();
             let response = std::mem::take(&mut login.auth_response);
             let r = server
-                .authenticate(stream, reader, &user, password, &nonce, &response, seq)
+                .authenticate(
+                    stream,
+                    reader,
+                    Attempt {
+                        user: &user,
+                        password,
+                        nonce: &nonce,
+                        response: &response,
+                    },
+                    seq,
+                )
                 .await?;
             tracing::debug!(user = %user, path = r.path, accepted = r.accepted, "caching_sha2 auth");
             login.auth_response = response;

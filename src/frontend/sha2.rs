@@ -52,6 +52,18 @@ pub struct Sha2Server {
     keys: OnceCell<Arc<ServerKeys>>,
 }
 
+/// One login to check. No `Debug`: it holds the password.
+pub(crate) struct Attempt<'a> {
+    pub user: &'a str,
+    /// The account's clear password; `None` for an unknown user (the
+    /// exchange runs all the same, so that it does not tell which
+    /// accounts exist).
+    pub password: Option<&'a str>,
+    pub nonce: &'a [u8; 20],
+    /// The client's first answer: fast auth to `nonce`, or empty.
+    pub response: &'a [u8],
+}
+
 /// How an exchange ended; the caller sends OK or ERR with `next_seq`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sha2Outcome {
@@ -97,20 +109,20 @@ impl Sha2Server {
     }
 
     /// Runs the exchange after the client's login (or COM_CHANGE_USER)
-    /// carrying `response`, a fast-auth answer to `nonce`; `seq` is the
-    /// sequence id of Gantry's next packet. `password`: the account's
-    /// clear password, `None` for an unknown user (the exchange runs all
-    /// the same, so that it does not tell which accounts exist).
+    /// described by `a`; `seq` is the sequence id of Gantry's next packet.
     pub(crate) async fn authenticate<S: LoginIo>(
         &self,
         stream: &mut S,
         reader: &mut PacketReader,
-        user: &str,
-        password: Option<&str>,
-        nonce: &[u8; 20],
-        response: &[u8],
+        a: Attempt<'_>,
         seq: u8,
     ) -> io::Result<Sha2Outcome> {
+        let Attempt {
+            user,
+            password,
+            nonce,
+            response,
+        } = a;
         let done = |accepted, next_seq, path| Sha2Outcome {
             accepted,
             next_seq,

@@ -152,10 +152,12 @@ impl Session {
                 .authenticate(
                     &mut self.client,
                     &mut self.reader,
-                    &cu.user,
-                    password,
-                    &self.nonce,
-                    &cu.auth_response,
+                    crate::frontend::sha2::Attempt {
+                        user: &cu.user,
+                        password,
+                        nonce: &self.nonce,
+                        response: &cu.auth_response,
+                    },
                     seq,
                 )
                 .await?;

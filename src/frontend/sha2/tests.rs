@@ -49,7 +49,17 @@ fn start(
         let mut pipe = Pipe { io: theirs, tls };
         let mut reader = PacketReader::new();
         server
-            .authenticate(&mut pipe, &mut reader, user, password, NONCE, &response, 2)
+            .authenticate(
+                &mut pipe,
+                &mut reader,
+                Attempt {
+                    user,
+                    password,
+                    nonce: NONCE,
+                    response: &response,
+                },
+                2,
+            )
             .await
     });
     (ours, task)
