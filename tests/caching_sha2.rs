@@ -309,21 +309,26 @@ fn connector_python_full_authentication_over_tls_then_fast() {
     let script = r#"
 import sys, mysql.connector
 port, pw, tls = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "tls"
+change = sys.argv[4] if len(sys.argv) > 4 else None
 try:
     c = mysql.connector.connect(host="127.0.0.1", port=port, user="app", password=pw,
         use_pure=True, auth_plugin="caching_sha2_password", ssl_disabled=not tls)
+    if change is not None:
+        c.cmd_change_user(username="app", password=change)
     cur = c.cursor(); cur.execute("SELECT 40 + 2"); print("value", cur.fetchone()[0])
     c.close()
 except mysql.connector.Error as e:
     print("error", e.errno)
 "#;
-    let run = |pw: &str, tls: &str| {
+    let run_with = |pw: &str, tls: &str, extra: &[&str]| {
         let o = Command::new(&py)
             .args(["-c", script, &g.port.to_string(), pw, tls])
+            .args(extra)
             .output()
             .unwrap();
         text(&o)
     };
+    let run = |pw: &str, tls: &str| run_with(pw, tls, &[]);
     let out = run("app_pw", "tls");
     assert!(out.contains("value 42"), "{out}\n{}", g.log());
     assert_eq!(count(&g, "full over TLS"), 1);
@@ -333,4 +338,14 @@ except mysql.connector.Error as e:
     assert_eq!(count(&g, "fast"), 2, "{}", g.log());
     assert!(run("wrong", "plain").contains("error 1045"));
     assert!(run("wrong", "tls").contains("error 1045"));
+    // COM_CHANGE_USER with caching_sha2_password: the fast path too.
+    let out = run_with("app_pw", "plain", &["app_pw"]);
+    assert!(out.contains("value 42"), "{out}\n{}", g.log());
+    let changes = strip_ansi(&g.log())
+        .lines()
+        .filter(|l| l.contains("(COM_CHANGE_USER)") && l.contains("path=\"fast\" accepted=true"))
+        .count();
+    assert_eq!(changes, 1, "{}", g.log());
+    let out = run_with("app_pw", "plain", &["wrong"]);
+    assert!(out.contains("error 1045"), "{out}");
 }
