@@ -24,7 +24,7 @@ use gantry::protocol::credential::{native_hash_text, Credential};
 use gantry::protocol::packet::{put_packet, PacketReader};
 use gantry::protocol::rsa_key::ServerKeys;
 use gantry::protocol::sha2::{cache_digest, fast_matches};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use common::certs::TestCa;
@@ -43,7 +43,12 @@ enum Script {
 
 /// A MySQL 8.4 greeting (protocol 10), byte for byte as documented.
 fn greeting() -> Vec<u8> {
-    let caps: u32 = 0x0000_0001 // LONG_PASSWORD
+    greeting_with(0)
+}
+
+fn greeting_with(extra_caps: u32) -> Vec<u8> {
+    let caps: u32 = extra_caps
+        | 0x0000_0001 // LONG_PASSWORD
         | 0x0000_0200 // PROTOCOL_41
         | 0x0000_2000 // TRANSACTIONS
         | 0x0000_8000 // SECURE_CONNECTION
@@ -348,4 +353,70 @@ except mysql.connector.Error as e:
     assert_eq!(changes, 1, "{}", g.log());
     let out = run_with("app_pw", "plain", &["wrong"]);
     assert!(out.contains("error 1045"), "{out}");
+}
+
+/// One packet from any stream: (sequence id, payload).
+async fn read_any<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut head = [0u8; 4];
+    s.read_exact(&mut head).await?;
+    let len = usize::from(head[0]) | usize::from(head[1]) << 8 | usize::from(head[2]) << 16;
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload).await?;
+    Ok((head[3], payload))
+}
+
+async fn write_any<S: AsyncWrite + Unpin>(s: &mut S, seq: u8, payload: &[u8]) {
+    let mut out = BytesMut::new();
+    put_packet(&mut out, seq, payload);
+    s.write_all(&out).await.unwrap();
+    s.flush().await.unwrap();
+}
+
+#[tokio::test]
+async fn backend_full_authentication_over_tls_sends_the_clear_password() {
+    use gantry::config::{BackendSsl, BackendTls};
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    // `preferred`: TLS with servers that offer it (the other scripted
+    // servers of this binary do not, so they are unaffected).
+    let tls = BackendTls::load(BackendSsl::Preferred, None, None, None).unwrap();
+    gantry::backend::tls::install(Arc::new(tls));
+    let ca = TestCa::new("sha2-backend");
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&ca.server_cert)
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&ca.server_key).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        write_any(&mut s, 0, &greeting_with(0x0000_0800)).await; // CLIENT_SSL
+        let (seq, req) = read_any(&mut s).await.unwrap();
+        assert_eq!((seq, req.len()), (1, 32), "SSL request");
+        let mut s = acceptor.accept(s).await.unwrap();
+        let (seq, login) = read_any(&mut s).await.unwrap();
+        assert_eq!(seq, 2);
+        assert_eq!(parse_login(&login).unwrap().user, "app");
+        write_any(&mut s, 3, &[0x01, 0x04]).await;
+        let clear = read_any(&mut s).await.unwrap();
+        write_any(&mut s, 5, OK).await;
+        while read_any(&mut s).await.is_ok() {
+            write_any(&mut s, 1, OK).await;
+        }
+        clear
+    });
+    let conn = connect(port, &Credential::Clear("app_pw".into()))
+        .await
+        .expect("full authentication over TLS");
+    drop(conn);
+    assert_eq!(server.await.unwrap(), (4, b"app_pw\0".to_vec()));
 }
