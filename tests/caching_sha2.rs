@@ -290,6 +290,7 @@ fn mariadb_client_full_authentication_over_rsa_then_fast() {
     let o = cli(&g, "wrong", &["--ssl=0"]);
     assert!(!o.status.success());
     assert!(text(&o).contains("1045"), "{}", text(&o));
+    assert!(text(&o).contains("using password: YES"), "{}", text(&o));
     assert!(!g.log().contains("app_pw"), "no secret in the log");
 }
 
@@ -419,4 +420,61 @@ async fn backend_full_authentication_over_tls_sends_the_clear_password() {
         .expect("full authentication over TLS");
     drop(conn);
     assert_eq!(server.await.unwrap(), (4, b"app_pw\0".to_vec()));
+}
+
+#[test]
+fn configured_key_pair_is_used_and_a_bad_one_is_a_start_error() {
+    let dir = std::env::temp_dir().join(common::unique_name("sha2-keys"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let private = dir.join("private_key.pem");
+    let public = dir.join("public_key.pem");
+    let openssl = |args: &[&str]| {
+        let o = Command::new("openssl").args(args).output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    openssl(&["genrsa", "-out", path(&private), "2048"]);
+    openssl(&[
+        "rsa",
+        "-in",
+        path(&private),
+        "-pubout",
+        "-out",
+        path(&public),
+    ]);
+    let g = Gantry::start(
+        shared_topology(),
+        &[
+            "--log-level",
+            "debug",
+            "--sha256-private-key",
+            path(&private),
+            "--sha256-public-key",
+            path(&public),
+        ],
+    );
+    let o = cli(&g, "app_pw", &["--ssl=0"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(count(&g, "full over RSA"), 1, "{}", g.log());
+    assert!(!g.log().contains("generated an RSA key pair"));
+    drop(g);
+    // A file that is no key: Gantry does not start.
+    std::fs::write(&private, "junk").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args([
+            "--admin-password",
+            "x",
+            "--proxy-backend-addresses",
+            "127.0.0.1:1",
+        ])
+        .args([
+            "--pwds",
+            "app:app_pw",
+            "--sha256-private-key",
+            path(&private),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("sha256-private-key"), "{}", text(&out));
+    let _ = std::fs::remove_dir_all(&dir);
 }

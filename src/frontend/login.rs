@@ -178,7 +178,8 @@ where
             tracing::debug!(user = %user, path = r.path, accepted = r.accepted, "caching_sha2 auth");
             login.auth_response = response;
             let learnt = known.as_deref().filter(|_| r.accepted).cloned();
-            return finish(stream, at, login, known, learnt, r.next_seq, nonce).await;
+            let check = (known, learnt, r.used_password);
+            return finish(stream, at, login, check, r.next_seq, nonce).await;
         }
     }
     let wants_other_plugin = plugin.is_some_and(|p| p != auth::NATIVE_PASSWORD);
@@ -195,17 +196,29 @@ where
     let learnt = known
         .as_deref()
         .and_then(|c| c.verify(&nonce, &login.auth_response));
-    finish(stream, at, login, known, learnt, seq, nonce).await
+    let used_password = !login.auth_response.is_empty();
+    finish(
+        stream,
+        at,
+        login,
+        (known, learnt, used_password),
+        seq,
+        nonce,
+    )
+    .await
 }
 
-/// Accepts a client whose password checked out (`learnt`), if its
-/// transport suits its account; otherwise sends the access-denied ERR.
+/// The account (`None`: unknown), what the check learnt (`None`: wrong
+/// password) and whether the client sent a password.
+type Check = (Option<Arc<Credential>>, Option<Credential>, bool);
+
+/// Accepts a client whose password checked out, if its transport suits
+/// its account; otherwise sends the access-denied ERR.
 async fn finish(
     stream: &mut Transport,
     at: &Listener<'_>,
     login: ClientLogin,
-    known: Option<Arc<Credential>>,
-    learnt: Option<Credential>,
+    (known, learnt, used_password): Check,
     seq: u8,
     nonce: [u8; 20],
 ) -> io::Result<Outcome> {
@@ -220,8 +233,7 @@ async fn finish(
             nonce,
         }))),
         _ => {
-            let err =
-                MyError::access_denied(&login.user, at.peer_host, !login.auth_response.is_empty());
+            let err = MyError::access_denied(&login.user, at.peer_host, used_password);
             send_error(stream, seq, &err).await?;
             Ok(Outcome::Refused(Refused {
                 reason: match known {

@@ -69,6 +69,8 @@ pub(crate) struct Attempt<'a> {
 pub struct Sha2Outcome {
     pub accepted: bool,
     pub next_seq: u8,
+    /// The client answered with something (for "using password: YES").
+    pub used_password: bool,
     /// For the debug log: "fast", "full over TLS", "full over RSA"...
     pub path: &'static str,
 }
@@ -123,11 +125,6 @@ impl Sha2Server {
             nonce,
             response,
         } = a;
-        let done = |accepted, next_seq, path| Sha2Outcome {
-            accepted,
-            next_seq,
-            path,
-        };
         let mut response = response.to_vec();
         let mut seq = seq;
         if response.is_empty() && password != Some("") {
@@ -141,6 +138,13 @@ impl Sha2Server {
             (response, seq) = (answer, s.wrapping_add(1));
         }
         let response = &response[..];
+        let used_password = !response.is_empty();
+        let done = |accepted, next_seq, path| Sha2Outcome {
+            accepted,
+            next_seq,
+            used_password,
+            path,
+        };
         // An empty password is an empty answer, and nothing follows.
         if response.is_empty() || password == Some("") {
             let ok = response.is_empty() && password == Some("");
