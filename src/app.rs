@@ -92,12 +92,21 @@ pub fn context_from(
     let settings = settings_from(cfg)?;
     crate::backend::tls::install(cfg.backend_tls.clone());
     let topology = topology_from(cfg, settings.pool);
+    let sha2 = match &cfg.client_tls.sha256_private_key {
+        Some(private) => {
+            let public = cfg.client_tls.sha256_public_key.as_deref();
+            let keys = crate::protocol::rsa_key::ServerKeys::load(private, public)?;
+            crate::frontend::sha2::Sha2Server::with_keys(Arc::new(keys))
+        }
+        None => Default::default(),
+    };
     Ok(Context::new(
         cfg.clone(),
         launch_args,
         settings,
         topology,
         users_from(cfg),
+        sha2,
     ))
 }
 

@@ -99,6 +99,8 @@ pub struct Context {
     /// Version and capabilities shown to clients (from the primary).
     pub identity: ArcSwap<ServerIdentity>,
     pub sessions: SessionRegistry,
+    /// caching_sha2_password towards clients: cache and RSA key pair.
+    pub sha2: crate::frontend::sha2::Sha2Server,
     /// The primary's last fetched GTID position and when the fetch began
     /// (`global` consistency shares one fetch among concurrent reads).
     pub primary_position: tokio::sync::Mutex<Option<(std::time::Instant, Arc<Gtid>)>>,
@@ -125,6 +127,7 @@ impl Context {
         settings: Settings,
         topology: Topology,
         users: HashMap<String, Arc<Credential>>,
+        sha2: crate::frontend::sha2::Sha2Server,
     ) -> Arc<Self> {
         let identity = ServerIdentity::fallback(settings.server_version.as_deref());
         let client_ips = config.client_ips.clone();
@@ -144,6 +147,7 @@ impl Context {
             runtime,
             identity: ArcSwap::from_pointee(identity),
             sessions: SessionRegistry::default(),
+            sha2,
             primary_position: tokio::sync::Mutex::new(None),
             removed_by_operator: ArcSwap::from_pointee(Vec::new()),
             clients: AtomicUsize::new(0),

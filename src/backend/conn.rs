@@ -516,6 +516,7 @@ async fn authenticate(
 ) -> Result<(), MyError> {
     let io_err = |e: io::Error| MyError::backend_unreachable(p.addr, &e.to_string());
     let mut plugin = greeting.auth_plugin.clone();
+    let mut nonce = greeting.nonce.clone();
     for _ in 0..4 {
         let (payload, seq) = reader.read_payload(stream).await.map_err(io_err)?;
         match payload.first() {
@@ -529,7 +530,7 @@ async fn authenticate(
                 let body = &payload[1..];
                 let nul = body.iter().position(|b| *b == 0).unwrap_or(body.len());
                 plugin = String::from_utf8_lossy(&body[..nul]).into_owned();
-                let mut nonce = body.get(nul + 1..).unwrap_or(&[]).to_vec();
+                nonce = body.get(nul + 1..).unwrap_or(&[]).to_vec();
                 if nonce.last() == Some(&0) {
                     nonce.pop();
                 }
@@ -551,15 +552,16 @@ async fn authenticate(
             }
             Some(0x01) if plugin == auth::CACHING_SHA2 => match payload.get(1) {
                 Some(3) => continue, // fast auth succeeded; OK follows
+                Some(4) => {
+                    let password = p.password.clear();
+                    super::full_auth::send_password(stream, reader, seq, &nonce, password, p.addr)
+                        .await?;
+                }
                 _ => {
                     return Err(MyError::new(
-                        1251,
-                        "08004",
-                        format!(
-                        "backend {} needs caching_sha2_password full authentication (TLS or RSA), \
-                             which Gantry does not do; use mysql_native_password for this user",
-                        p.addr
-                    ),
+                        1043,
+                        "08S01",
+                        "unexpected caching_sha2_password packet during backend login",
                     ))
                 }
             },

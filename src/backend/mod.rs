@@ -2,6 +2,7 @@
 //! topology snapshot the data path reads through `arc-swap`.
 
 pub mod conn;
+mod full_auth;
 pub mod lease;
 pub mod limits;
 pub mod pool;

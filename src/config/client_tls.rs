@@ -59,6 +59,10 @@ pub struct ClientTlsOptions {
     /// Accounts that must log in over TLS (with `ssl-ca`: and with a
     /// certificate it verified), as `REQUIRE SSL` / `REQUIRE X509`.
     pub require_ssl_users: Vec<String>,
+    /// caching_sha2_password's RSA key pair for clients without TLS
+    /// (PEM files); `None`: generated when first needed.
+    pub sha256_private_key: Option<PathBuf>,
+    pub sha256_public_key: Option<PathBuf>,
 }
 
 impl ClientTlsOptions {
@@ -90,7 +94,15 @@ pub(super) fn parse(v: &Values<'_>) -> Result<ClientTlsOptions, ConfigError> {
             .map(|u| u.trim().to_string())
             .filter(|u| !u.is_empty())
             .collect(),
+        sha256_private_key: path("sha256-private-key")?,
+        sha256_public_key: path("sha256-public-key")?,
     };
+    if o.sha256_public_key.is_some() && o.sha256_private_key.is_none() {
+        return Err(ConfigError::invalid(
+            "sha256-public-key",
+            "needs sha256-private-key (Gantry decrypts with it)",
+        ));
+    }
     if o.enabled() && (o.ssl_cert.is_none() || o.ssl_key.is_none()) {
         let key = if o.ssl_cert.is_none() {
             "ssl-cert"

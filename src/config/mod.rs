@@ -142,6 +142,8 @@ const OPTIONS: &[OptSpec] = &[
     opt("ssl-key", Kind::Str, "(none)", "PEM private key of ssl-cert"),
     opt("ssl-ca", Kind::Str, "(none)", "PEM CA of client certificates: clients may present one; require-ssl-users must"),
     opt("require-ssl-users", Kind::List, "(none)", "Accounts that must log in over TLS (with ssl-ca: with a verified client certificate)"),
+    opt("sha256-private-key", Kind::Str, "(generated)", "PEM RSA private key for caching_sha2_password clients without TLS (read at start); empty = a 2048-bit pair generated in memory"),
+    opt("sha256-public-key", Kind::Str, "(derived)", "PEM public key of sha256-private-key, checked against it; empty = derived from the private key"),
 ];
 
 fn spec(key: &str) -> &'static OptSpec {
@@ -561,6 +563,14 @@ impl Config {
             (
                 "require-ssl-users",
                 self.client_tls.require_ssl_users.join(","),
+            ),
+            (
+                "sha256-private-key",
+                path(&self.client_tls.sha256_private_key),
+            ),
+            (
+                "sha256-public-key",
+                path(&self.client_tls.sha256_public_key),
             ),
         ]
     }

@@ -1042,6 +1042,25 @@ fn client_tls_options_parse_and_need_a_certificate() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("require-ssl-users"), "{e}");
+    // caching_sha2_password keys: paths; a public key needs its private.
+    let c = load(&[
+        "--sha256-private-key",
+        "/p.pem",
+        "--sha256-public-key",
+        "/q.pem",
+    ])
+    .unwrap();
+    assert_eq!(
+        c.client_tls.sha256_private_key.as_deref(),
+        Some(std::path::Path::new("/p.pem"))
+    );
+    let e = load(&["--sha256-public-key", "/q.pem"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("sha256-public-key") && e.contains("sha256-private-key"),
+        "{e}"
+    );
 }
 
 #[test]

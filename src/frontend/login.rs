@@ -9,6 +9,7 @@ use std::io;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 
+use super::sha2::{Attempt, Sha2Server};
 use super::tls::{ClientTls, PortTls};
 use super::transport::Transport;
 use crate::protocol::auth::{self, ClientLogin, ServerIdentity, CLIENT_PLUGIN_AUTH, CLIENT_SSL};
@@ -95,6 +96,9 @@ pub struct Listener<'a> {
     pub tls: &'a ClientTls,
     /// The listener's acceptor and mode; `None` = no TLS offered.
     pub port: Option<PortTls<'a>>,
+    /// caching_sha2_password done natively; `None`: such clients are
+    /// switched to mysql_native_password.
+    pub sha2: Option<&'a Sha2Server>,
 }
 
 /// The SSL request: the first 32 bytes of a login request, CLIENT_SSL set.
@@ -166,11 +170,39 @@ async fn check_login(
     login.mariadb_capabilities &= identity.mariadb_capabilities;
     let mut seq = seq.wrapping_add(1);
 
-    let wants_other_plugin = login.capabilities & CLIENT_PLUGIN_AUTH != 0
-        && login
-            .auth_plugin
-            .as_deref()
-            .is_some_and(|p| p != auth::NATIVE_PASSWORD);
+    let plugin = login
+        .auth_plugin
+        .as_deref()
+        .filter(|_| login.capabilities & CLIENT_PLUGIN_AUTH != 0);
+    let known = lookup.find(&login.user).await;
+    if let Some(server) = at.sha2.filter(|_| plugin == Some(auth::CACHING_SHA2)) {
+        // Natively, when Gantry has the clear password (or the user is
+        // unknown: refused after the same exchange).
+        if known.as_deref().is_none_or(|c| c.clear().is_some()) {
+            let password = known.as_deref().and_then(Credential::clear);
+            let user = login.user.clone();
+            let response = std::mem::take(&mut login.auth_response);
+            let r = server
+                .authenticate(
+                    stream,
+                    reader,
+                    Attempt {
+                        user: &user,
+                        password,
+                        nonce: &nonce,
+                        response: &response,
+                    },
+                    seq,
+                )
+                .await?;
+            tracing::debug!(user = %user, path = r.path, accepted = r.accepted, "caching_sha2 auth");
+            login.auth_response = response;
+            let learnt = known.as_deref().filter(|_| r.accepted).cloned();
+            let check = (known, learnt, r.used_password);
+            return finish(stream, at, login, check, r.next_seq, nonce).await;
+        }
+    }
+    let wants_other_plugin = plugin.is_some_and(|p| p != auth::NATIVE_PASSWORD);
     if wants_other_plugin {
         // e.g. caching_sha2_password (MySQL 8 clients): ask for native.
         let mut out = BytesMut::with_capacity(64);
@@ -181,10 +213,35 @@ async fn check_login(
         seq = s.wrapping_add(1);
     }
 
-    let known = lookup.find(&login.user).await;
     let learnt = known
         .as_deref()
         .and_then(|c| c.verify(&nonce, &login.auth_response));
+    let used_password = !login.auth_response.is_empty();
+    finish(
+        stream,
+        at,
+        login,
+        (known, learnt, used_password),
+        seq,
+        nonce,
+    )
+    .await
+}
+
+/// The account (`None`: unknown), what the check learnt (`None`: wrong
+/// password) and whether the client sent a password.
+type Check = (Option<Arc<Credential>>, Option<Credential>, bool);
+
+/// Accepts a client whose password checked out, if its transport suits
+/// its account; otherwise sends the access-denied ERR.
+async fn finish(
+    stream: &mut Transport,
+    at: &Listener<'_>,
+    login: ClientLogin,
+    (known, learnt, used_password): Check,
+    seq: u8,
+    nonce: [u8; 20],
+) -> io::Result<Outcome> {
     // As for an account with REQUIRE SSL: the usual access denied.
     let transport_ok = at.tls.transport_allows(&login.user, stream);
     let ok = learnt.is_some();
@@ -196,8 +253,7 @@ async fn check_login(
             nonce,
         }))),
         _ => {
-            let err =
-                MyError::access_denied(&login.user, at.peer_host, !login.auth_response.is_empty());
+            let err = MyError::access_denied(&login.user, at.peer_host, used_password);
             send_error(stream, seq, &err).await?;
             Ok(Outcome::Refused(Refused {
                 reason: match known {

@@ -5,6 +5,7 @@ pub mod client_stream;
 pub mod login;
 pub mod registry;
 pub mod session;
+pub mod sha2;
 pub mod state;
 pub mod stmt;
 pub mod tls;
@@ -169,6 +170,7 @@ async fn handle_client(stream: TcpStream, peer: SocketAddr, ctx: &Arc<Context>) 
         peer_host: &host,
         tls: &settings.tls,
         port: settings.tls.port(false),
+        sha2: Some(&ctx.sha2),
     };
     let accounts = login::Accounts::Clients {
         ctx,

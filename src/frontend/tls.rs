@@ -34,6 +34,8 @@ pub enum TlsError {
     Verifier(String),
     #[error("ssl-cert/ssl-key: {0}")]
     Certificate(rustls::Error),
+    #[error("sha256-private-key/sha256-public-key: {0}")]
+    Sha256Key(#[from] crate::protocol::rsa_key::RsaError),
 }
 
 /// What the listeners need: the acceptor (when either port has TLS on)

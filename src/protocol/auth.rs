@@ -280,10 +280,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Auth switch request asking the client for mysql_native_password.
 pub fn auth_switch_to_native(nonce: &[u8; 20]) -> Vec<u8> {
+    auth_switch(NATIVE_PASSWORD, nonce)
+}
+
+/// Auth switch request: 0xfe, plugin name, NUL, nonce, NUL.
+pub fn auth_switch(plugin: &str, nonce: &[u8; 20]) -> Vec<u8> {
     let mut data = nonce.to_vec();
     data.push(0);
     let mut out = Vec::with_capacity(48);
-    AuthSwitchRequest::new(NATIVE_PASSWORD.as_bytes(), data).serialize(&mut out);
+    AuthSwitchRequest::new(plugin.as_bytes(), data).serialize(&mut out);
     out
 }
 

@@ -7,6 +7,8 @@ pub mod credential;
 pub mod packet;
 pub mod reply;
 pub mod response;
+pub mod rsa_key;
+pub mod sha2;
 pub mod track;
 
 pub use packet::{PacketReader, MAX_PAYLOAD};

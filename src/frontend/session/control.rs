@@ -9,6 +9,7 @@ use crate::backend::Purpose;
 use crate::frontend::login::new_nonce;
 use crate::protocol::auth::{self, FORWARDED_CAPABILITIES};
 use crate::protocol::cmd;
+use crate::protocol::credential::Credential;
 use crate::protocol::packet::{join_payload, put_packet};
 use crate::protocol::reply::MyError;
 
@@ -140,7 +141,36 @@ impl Session {
         };
         let mut seq = 1;
         let mut nonce = self.nonce;
-        if cu
+        let client_ip = self
+            .info
+            .client_addr
+            .parse::<std::net::SocketAddr>()
+            .map(|a| a.ip())
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let known = crate::accounts::credential_for(&self.ctx, &cu.user, client_ip).await;
+        // caching_sha2_password natively, as at login (see `login`).
+        let sha2 = cu.plugin.as_deref() == Some(auth::CACHING_SHA2)
+            && known.as_deref().is_none_or(|c| c.clear().is_some());
+        let mut sha2_ok = None;
+        if sha2 {
+            let password = known.as_deref().and_then(Credential::clear);
+            let r = (self.ctx.sha2)
+                .authenticate(
+                    &mut self.client,
+                    &mut self.reader,
+                    crate::frontend::sha2::Attempt {
+                        user: &cu.user,
+                        password,
+                        nonce: &self.nonce,
+                        response: &cu.auth_response,
+                    },
+                    seq,
+                )
+                .await?;
+            tracing::debug!(user = %cu.user, path = r.path, accepted = r.accepted, "caching_sha2 auth (COM_CHANGE_USER)");
+            seq = r.next_seq;
+            sha2_ok = Some(r.accepted);
+        } else if cu
             .plugin
             .as_deref()
             .is_some_and(|p| p != auth::NATIVE_PASSWORD)
@@ -155,15 +185,12 @@ impl Session {
         }
         let transport_ok =
             (self.ctx.settings.load().tls).transport_allows(&cu.user, self.client.transport());
-        let client_ip = self
-            .info
-            .client_addr
-            .parse::<std::net::SocketAddr>()
-            .map(|a| a.ip())
-            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-        let learnt = crate::accounts::credential_for(&self.ctx, &cu.user, client_ip)
-            .await
-            .and_then(|c| c.verify(&nonce, &cu.auth_response))
+        let learnt = known
+            .as_deref()
+            .and_then(|c| match sha2_ok {
+                Some(accepted) => accepted.then(|| c.clone()),
+                None => c.verify(&nonce, &cu.auth_response),
+            })
             .filter(|_| transport_ok);
         let Some(password) = learnt.map(std::sync::Arc::new) else {
             let host = self
