@@ -122,6 +122,20 @@ fn required_tls_serves_verified_clients_of_both_protocols_and_refuses_plain_ones
         "the CLI is on TLS: {said}"
     );
 
+    // A large result over TLS arrives whole (TLS writes are flushed).
+    let mut args: Vec<String> = verified(&ca).to_vec();
+    args.extend([
+        "-N".into(),
+        "-e".into(),
+        "SELECT REPEAT('x', 8000000); SELECT 'done'".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = cli(g.port, &args);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(out.lines().next().map(str::len), Some(8_000_000));
+    assert_eq!(out.lines().nth(1), Some("done"));
+
     // Without TLS: the server's error for insecure transport.
     let o = cli(g.port, &["--skip-ssl", "-e", "SELECT 1"]);
     let said = text(&o);

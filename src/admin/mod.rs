@@ -14,7 +14,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -118,7 +117,7 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: &Arc<Context>) -> io::
     let deprecate_eof = authed.login.capabilities & CLIENT_DEPRECATE_EOF != 0;
     let mut out = BytesMut::with_capacity(4096);
     ok_packet(&mut out, authed.next_seq, 0, status::AUTOCOMMIT, false);
-    stream.write_all(&out).await?;
+    stream.send(&out).await?;
     tracing::debug!(client = %peer, user = %authed.login.user, "admin session started");
 
     loop {
@@ -145,6 +144,6 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: &Arc<Context>) -> io::
             Some(other) => err_packet(&mut out, seq, &MyError::unknown_command(other)),
             None => err_packet(&mut out, seq, &MyError::malformed("empty command")),
         }
-        stream.write_all(&out).await?;
+        stream.send(&out).await?;
     }
 }

@@ -2,30 +2,17 @@
 //! readiness and non-blocking calls the pool makes on idle connections
 //! look at the TCP socket underneath.
 
-use bytes::BytesMut;
 use std::io::{self, Write};
-use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::protocol::packet::ReadInto;
+use crate::protocol::tls_stream::MaybeTls;
 
-pub enum BackendStream {
-    Plain(TcpStream),
-    /// Boxed: the TLS state is large, and most connections may be plain.
-    Tls(Box<TlsStream<TcpStream>>),
-}
+pub type BackendStream = MaybeTls<TlsStream<TcpStream>>;
 
 impl BackendStream {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            BackendStream::Plain(s) => s,
-            BackendStream::Tls(s) => s.get_ref().0,
-        }
-    }
-
     /// Writes all of `buf` and, over TLS, flushes: tokio-rustls may keep the
     /// tail of a write in the session when the socket is full, and nothing
     /// else would send it while Gantry waits for the answer. (Shadows
@@ -95,69 +82,5 @@ impl Write for TryWriter<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-impl AsyncRead for BackendStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            BackendStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for BackendStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            BackendStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            BackendStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            BackendStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            BackendStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            BackendStream::Plain(s) => s.is_write_vectored(),
-            BackendStream::Tls(s) => s.is_write_vectored(),
-        }
-    }
-}
-
-impl ReadInto for BackendStream {
-    async fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        self.read_buf(buf).await
     }
 }

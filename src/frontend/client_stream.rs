@@ -7,7 +7,7 @@
 use bytes::{BufMut, BytesMut};
 use flate2::{Compress, Decompress, FlushCompress, FlushDecompress, Status};
 use std::io;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use super::transport::Transport;
 
@@ -64,10 +64,10 @@ impl ClientStream {
 
     pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         match self.compression.as_mut() {
-            None => self.stream.write_all(data).await,
+            None => self.stream.send(data).await,
             Some(c) => {
                 c.frame(data)?;
-                self.stream.write_all(&c.out).await
+                self.stream.send(&c.out).await
             }
         }
     }

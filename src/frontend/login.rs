@@ -7,7 +7,6 @@ use bytes::BytesMut;
 use rand::Rng;
 use std::io;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
 
 use super::sha2::{Attempt, Sha2Server};
 use super::tls::{ClientTls, PortTls};
@@ -57,7 +56,7 @@ pub fn new_nonce() -> [u8; 20] {
 pub async fn send_error(stream: &mut Transport, seq: u8, err: &MyError) -> io::Result<()> {
     let mut out = BytesMut::new();
     err_packet(&mut out, seq, err);
-    stream.write_all(&out).await
+    stream.send(&out).await
 }
 
 /// Where the connection phase finds accounts.
@@ -122,7 +121,7 @@ pub async fn authenticate(
         0,
         &auth::server_greeting(at.identity, at.connection_id, &nonce, at.port.is_some()),
     );
-    stream.write_all(&out).await?;
+    stream.send(&out).await?;
     let (mut payload, mut seq) = reader.read_payload(&mut stream).await?;
     if let Some(port) = at.port.as_ref().filter(|_| is_ssl_request(&payload)) {
         // Clients start the handshake at once: what was read past the
@@ -207,7 +206,7 @@ async fn check_login(
         // e.g. caching_sha2_password (MySQL 8 clients): ask for native.
         let mut out = BytesMut::with_capacity(64);
         put_packet(&mut out, seq, &auth::auth_switch_to_native(&nonce));
-        stream.write_all(&out).await?;
+        stream.send(&out).await?;
         let (resp, s) = reader.read_payload(stream).await?;
         login.auth_response = resp;
         seq = s.wrapping_add(1);

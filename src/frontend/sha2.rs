@@ -6,7 +6,6 @@ use bytes::BytesMut;
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
 
 use super::client_stream::ClientStream;
@@ -28,7 +27,7 @@ impl LoginIo for Transport {
         self.is_tls()
     }
     async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.write_all(bytes).await
+        Transport::send(self, bytes).await
     }
 }
 

@@ -2,32 +2,16 @@
 //! the client sent the SSL request of the connection phase.
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::protocol::packet::ReadInto;
+use crate::protocol::tls_stream::MaybeTls;
 
-pub enum Transport {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
+pub type Transport = MaybeTls<TlsStream<TcpStream>>;
 
 impl Transport {
-    pub fn tcp(&self) -> &TcpStream {
-        match self {
-            Transport::Plain(s) => s,
-            Transport::Tls(s) => s.get_ref().0,
-        }
-    }
-
-    pub fn is_tls(&self) -> bool {
-        matches!(self, Transport::Tls(_))
-    }
-
     /// The client presented a certificate that the configured CA verified
     /// (the verifier refuses the handshake otherwise).
     pub fn has_client_certificate(&self) -> bool {
@@ -47,6 +31,17 @@ impl Transport {
             Transport::Plain(_) => None,
             Transport::Tls(s) => s.get_ref().1.protocol_version().and_then(|v| v.as_str()),
         }
+    }
+
+    /// Writes all of `buf` and, over TLS, flushes: tokio-rustls may keep
+    /// the tail of a write in the session when the socket is full, and
+    /// nothing else would send it while the client waits for it.
+    pub async fn send(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.write_all(buf).await?;
+        if self.is_tls() {
+            self.flush().await?;
+        }
+        Ok(())
     }
 
     /// Runs the TLS handshake on a plain connection. `early` holds bytes
@@ -70,69 +65,5 @@ impl Transport {
             })
             .await?;
         Ok(Transport::Tls(Box::new(tls)))
-    }
-}
-
-impl AsyncRead for Transport {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Transport {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Transport::Plain(s) => s.is_write_vectored(),
-            Transport::Tls(s) => s.is_write_vectored(),
-        }
-    }
-}
-
-impl ReadInto for Transport {
-    async fn read_into(&mut self, buf: &mut bytes::BytesMut) -> io::Result<usize> {
-        tokio::io::AsyncReadExt::read_buf(self, buf).await
     }
 }

@@ -9,6 +9,7 @@ pub mod reply;
 pub mod response;
 pub mod rsa_key;
 pub mod sha2;
+pub mod tls_stream;
 pub mod track;
 
 pub use packet::{PacketReader, MAX_PAYLOAD};

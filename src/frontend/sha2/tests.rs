@@ -4,7 +4,7 @@
 use super::*;
 use crate::protocol::rsa_key::{encrypt_password, tests::test_keys};
 use crate::protocol::sha2::fast_answer;
-use tokio::io::{AsyncReadExt, DuplexStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 const NONCE: &[u8; 20] = b"abcdefghij0123456789";
 
