@@ -1,14 +1,14 @@
--- Users for the MySQL 8 compose topology (mirrors scripts/topology.sh).
--- Gantry logs in to backends with mysql_native_password (it does not do
--- caching_sha2_password's full RSA/TLS exchange towards backends).
+-- Users for the MySQL 8.4 compose topology (mirrors scripts/topology.sh),
+-- with MySQL 8.4's default caching_sha2_password: Gantry authenticates to
+-- the servers in full over TLS (backend-ssl = preferred) or RSA.
 CREATE DATABASE IF NOT EXISTS app;
 CREATE DATABASE IF NOT EXISTS sbtest;
 CREATE DATABASE IF NOT EXISTS test;
-CREATE USER 'app'@'%' IDENTIFIED WITH mysql_native_password BY 'app_pw';
+CREATE USER 'app'@'%' IDENTIFIED BY 'app_pw';
 GRANT ALL ON app.* TO 'app'@'%';
 GRANT ALL ON sbtest.* TO 'app'@'%';
 GRANT ALL ON test.* TO 'app'@'%';
-CREATE USER 'monitor'@'%' IDENTIFIED WITH mysql_native_password BY 'monitor_pw';
-GRANT REPLICATION CLIENT, PROCESS, REPLICATION SLAVE ON *.* TO 'monitor'@'%';
-CREATE USER 'repl'@'%' IDENTIFIED WITH mysql_native_password BY 'repl_pw';
+CREATE USER 'monitor'@'%' IDENTIFIED BY 'monitor_pw';
+GRANT REPLICATION CLIENT, PROCESS, REPLICATION SLAVE, REPLICATION_SLAVE_ADMIN, SYSTEM_VARIABLES_ADMIN ON *.* TO 'monitor'@'%';
+CREATE USER 'repl'@'%' IDENTIFIED BY 'repl_pw';
 GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';
