@@ -245,7 +245,13 @@ pub fn handshake(data: &[u8]) {
             );
         }
         let id = ServerIdentity::from_backend(&greeting, None);
-        let mine = server_greeting(&id, greeting.connection_id, &[b'n'; 20], false);
+        let mine = server_greeting(
+            &id,
+            greeting.connection_id,
+            &[b'n'; 20],
+            false,
+            crate::protocol::auth::NATIVE_PASSWORD,
+        );
         let again = parse_backend_greeting(&mine).expect("Gantry's own greeting parses");
         assert_eq!(again.connection_id, greeting.connection_id);
         let caps = backend_capabilities(0, &greeting, true);

@@ -294,6 +294,83 @@ fn mariadb_client_full_authentication_over_rsa_then_fast() {
     assert!(!g.log().contains("app_pw"), "no secret in the log");
 }
 
+/// `default-auth-plugin = caching_sha2_password`: clients that follow the
+/// greeting's method (PyMySQL, libmariadb) log in with it; the first over
+/// TLS authenticates in full, the next ones take the fast path. mysql2
+/// answers for mysql_native_password whatever the greeting says, and still
+/// logs in (text and binary protocols).
+#[test]
+fn clients_that_follow_the_greeting_use_caching_sha2() {
+    let ca = TestCa::new("greeting");
+    let g = Gantry::start(
+        shared_topology(),
+        &[
+            "--log-level",
+            "debug",
+            "--default-auth-plugin",
+            "caching_sha2_password",
+            "--ssl",
+            "optional",
+            "--ssl-cert",
+            path(&ca.server_cert),
+            "--ssl-key",
+            path(&ca.server_key),
+        ],
+    );
+    let py = common::clients::python_venv(
+        "sessions-venv",
+        &["PyMySQL==1.1.1", "mysql-connector-python==9.7.0"],
+    );
+    let pymysql = || {
+        let out = Command::new(&py)
+            .arg(common::clients::repo().join("drivers/tls/check.py"))
+            .args(["pymysql", &g.port.to_string(), path(&ca.ca_cert)])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let said = pymysql();
+    assert!(
+        said.contains("text=42") && said.contains("tls=TLSv1."),
+        "{said}"
+    );
+    assert_eq!(count(&g, "full over TLS"), 1, "{}", g.log());
+    let said = pymysql();
+    assert!(said.contains("text=42"), "{said}");
+    assert_eq!(count(&g, "fast"), 1, "{}", g.log());
+    // libmariadb, without TLS: the cached entry serves its fast path.
+    let o = Command::new("mariadb")
+        .args([
+            "-h127.0.0.1",
+            &format!("-P{}", g.port),
+            "-uapp",
+            "-papp_pw",
+            "--ssl=0",
+        ])
+        .args(["-N", "-e", "SELECT 40 + 2"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "42",
+        "{}",
+        text(&o)
+    );
+    assert_eq!(count(&g, "fast"), 2, "{}", g.log());
+    // mysql2 (binary protocol too) logs in as well.
+    let out = Command::new("node")
+        .arg(common::clients::repo().join("drivers/tls/check.js"))
+        .args([&g.port.to_string(), "-"])
+        .env("NODE_PATH", common::clients::mysql2_modules())
+        .output()
+        .expect("node");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("text=42") && said.contains("binary=42"),
+        "{said}"
+    );
+}
+
 #[test]
 fn connector_python_full_authentication_over_tls_then_fast() {
     let ca = TestCa::new("sha2");

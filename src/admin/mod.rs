@@ -98,6 +98,7 @@ async fn handle(stream: TcpStream, peer: SocketAddr, ctx: &Arc<Context>) -> io::
         tls: &settings.tls,
         port: settings.tls.port(true),
         sha2: None,
+        auth_plugin: crate::protocol::auth::NATIVE_PASSWORD,
     };
     let login = login::authenticate(Transport::Plain(stream), &mut reader, &listener, lookup);
     let (mut stream, authed) = match tokio::time::timeout(settings.login_timeout, login).await {

@@ -142,6 +142,7 @@ const OPTIONS: &[OptSpec] = &[
     opt("ssl-key", Kind::Str, "(none)", "PEM private key of ssl-cert"),
     opt("ssl-ca", Kind::Str, "(none)", "PEM CA of client certificates: clients may present one; require-ssl-users must"),
     opt("require-ssl-users", Kind::List, "(none)", "Accounts that must log in over TLS (with ssl-ca: with a verified client certificate)"),
+    opt("default-auth-plugin", Kind::Str, "mysql_native_password", "Authentication method the greeting offers clients: mysql_native_password | caching_sha2_password (as MySQL 8.4)"),
     opt("sha256-private-key", Kind::Str, "(generated)", "PEM RSA private key for caching_sha2_password clients without TLS (read at start); empty = a 2048-bit pair generated in memory"),
     opt("sha256-public-key", Kind::Str, "(derived)", "PEM public key of sha256-private-key, checked against it; empty = derived from the private key"),
 ];
@@ -324,6 +325,8 @@ pub struct Config {
     pub metrics_address: Option<String>,
     /// TLS towards clients.
     pub client_tls: ClientTlsOptions,
+    /// `default-auth-plugin`: one of the two plugin names.
+    pub default_auth_plugin: &'static str,
     pub accounts_from_backend: bool,
     pub accounts_refresh_ms: u64,
     /// `secret-key-file`, and the key it holds (for `enc:` values).
@@ -404,6 +407,7 @@ impl fmt::Debug for Config {
             .field("metrics_address", &self.metrics_address)
             .field("server_version", &self.server_version)
             .field("client_tls", &self.client_tls)
+            .field("default_auth_plugin", &self.default_auth_plugin)
             .field("accounts_from_backend", &self.accounts_from_backend)
             .field("accounts_refresh_ms", &self.accounts_refresh_ms)
             .field("secret_key_file", &self.secret_key_file)
@@ -564,6 +568,7 @@ impl Config {
                 "require-ssl-users",
                 self.client_tls.require_ssl_users.join(","),
             ),
+            ("default-auth-plugin", self.default_auth_plugin.to_string()),
             (
                 "sha256-private-key",
                 path(&self.client_tls.sha256_private_key),
@@ -1135,6 +1140,16 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
     let server_version = v.string("server-version")?.map(|s| s.trim().to_string());
 
     let client_tls = client_tls::parse(&v)?;
+    let default_auth_plugin = match v.string("default-auth-plugin")?.as_deref().map(str::trim) {
+        None | Some("mysql_native_password") => crate::protocol::auth::NATIVE_PASSWORD,
+        Some("caching_sha2_password") => crate::protocol::auth::CACHING_SHA2,
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                "default-auth-plugin",
+                format!("{other:?} is not one of mysql_native_password|caching_sha2_password"),
+            ))
+        }
+    };
     let accounts_from_backend = v.bool("accounts-from-backend", false)?;
     let accounts_refresh_ms = v.int("accounts-refresh-ms", 60_000)?;
     let is_clear = |t: &str| {
@@ -1198,6 +1213,7 @@ fn build(layer: &Layer, config_path: Option<&Path>) -> Result<Config, ConfigErro
         causal_read_timeout_ms,
         metrics_address,
         client_tls,
+        default_auth_plugin,
         accounts_from_backend,
         accounts_refresh_ms,
         secret_key_file,

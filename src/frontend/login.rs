@@ -98,6 +98,8 @@ pub struct Listener<'a> {
     /// caching_sha2_password done natively; `None`: such clients are
     /// switched to mysql_native_password.
     pub sha2: Option<&'a Sha2Server>,
+    /// The method the greeting offers (`default-auth-plugin`).
+    pub auth_plugin: &'a str,
 }
 
 /// The SSL request: the first 32 bytes of a login request, CLIENT_SSL set.
@@ -119,7 +121,13 @@ pub async fn authenticate(
     put_packet(
         &mut out,
         0,
-        &auth::server_greeting(at.identity, at.connection_id, &nonce, at.port.is_some()),
+        &auth::server_greeting(
+            at.identity,
+            at.connection_id,
+            &nonce,
+            at.port.is_some(),
+            at.auth_plugin,
+        ),
     );
     stream.send(&out).await?;
     let (mut payload, mut seq) = reader.read_payload(&mut stream).await?;

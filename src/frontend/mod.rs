@@ -171,6 +171,7 @@ async fn handle_client(stream: TcpStream, peer: SocketAddr, ctx: &Arc<Context>) 
         tls: &settings.tls,
         port: settings.tls.port(false),
         sha2: Some(&ctx.sha2),
+        auth_plugin: ctx.config.load().default_auth_plugin,
     };
     let accounts = login::Accounts::Clients {
         ctx,

@@ -143,12 +143,14 @@ impl ServerIdentity {
 /// Builds Gantry's initial handshake (protocol 10) payload. With MariaDB
 /// extended capabilities to offer, CLIENT_MYSQL is cleared and they go in
 /// the last 4 of the 10 reserved bytes.
-/// `tls`: the listener offers TLS (CLIENT_SSL), whatever the primary does.
+/// `tls`: the listener offers TLS (CLIENT_SSL), whatever the primary does;
+/// `plugin`: the authentication method the nonce is offered for.
 pub fn server_greeting(
     id: &ServerIdentity,
     connection_id: u32,
     nonce: &[u8; 20],
     tls: bool,
+    plugin: &str,
 ) -> Vec<u8> {
     let mut scramble_1 = [0u8; 8];
     scramble_1.copy_from_slice(&nonce[..8]);
@@ -170,7 +172,7 @@ pub fn server_greeting(
         CapabilityFlags::from_bits_truncate(caps),
         id.collation,
         StatusFlags::SERVER_STATUS_AUTOCOMMIT,
-        Some(NATIVE_PASSWORD.as_bytes()),
+        Some(plugin.as_bytes()),
     )
     .with_mariadb_ext_capabilities(MariadbCapabilities::from_bits_truncate(
         id.mariadb_capabilities,
@@ -484,7 +486,7 @@ mod tests {
     fn mariadb_greeting_offers_extended_metadata_only() {
         let id = ServerIdentity::from_backend(&mariadb_greeting(), None);
         assert_eq!(id.mariadb_capabilities, MARIADB_CLIENT_EXTENDED_METADATA);
-        let payload = server_greeting(&id, 7, &[b'n'; 20], false);
+        let payload = server_greeting(&id, 7, &[b'n'; 20], false, NATIVE_PASSWORD);
         let at = greeting_reserved_at(&payload);
         assert_eq!(&payload[at..at + 6], &[0; 6]);
         assert_eq!(
@@ -502,7 +504,7 @@ mod tests {
     fn mysql_greeting_has_no_extended_capabilities() {
         let id = ServerIdentity::from_backend(&mysql_greeting(), None);
         assert_eq!(id.mariadb_capabilities, 0);
-        let payload = server_greeting(&id, 7, &[b'n'; 20], false);
+        let payload = server_greeting(&id, 7, &[b'n'; 20], false, NATIVE_PASSWORD);
         let at = greeting_reserved_at(&payload);
         assert_eq!(&payload[at..at + 10], &[0; 10]);
         let g = parse_backend_greeting(&payload).unwrap();
@@ -583,7 +585,7 @@ mod tests {
     fn greeting_round_trips_through_mysql_common() {
         let id = ServerIdentity::fallback(Some("10.11.14-MariaDB-gantry"));
         let nonce = [b'a'; 20];
-        let payload = server_greeting(&id, 42, &nonce, false);
+        let payload = server_greeting(&id, 42, &nonce, false, NATIVE_PASSWORD);
         let g = parse_backend_greeting(&payload).unwrap();
         assert_eq!(g.version, "10.11.14-MariaDB-gantry");
         assert_eq!(g.connection_id, 42);
@@ -597,7 +599,7 @@ mod tests {
         // Found by the handshake fuzz target: mysql_common's `len as i8 - 8`
         // overflowed for 0x80..=0x87.
         let id = ServerIdentity::fallback(Some("10.11"));
-        let good = server_greeting(&id, 7, &[b'a'; 20], false);
+        let good = server_greeting(&id, 7, &[b'a'; 20], false, NATIVE_PASSWORD);
         let at = good.iter().position(|b| *b == 0).unwrap() + 1 + 20;
         assert_eq!(good[at], 21);
         for n in 0x80..=0xffu8 {
