@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Installs what Gantry's tests and local topology need on Debian: MariaDB
-# server and client, sysbench. Idempotent; uses sudo when not root.
+# server and client, sysbench, openssl (the TLS tests' CA), and for the
+# driver tests python3 with venv and node with npm. Idempotent; uses sudo
+# when not root.
 set -euo pipefail
 
 need=()
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
 command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
 command -v sysbench >/dev/null 2>&1 || need+=(sysbench)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
 fi
