@@ -3,8 +3,7 @@
 //! look at the TCP socket underneath.
 
 use std::io::{self, Write};
-use std::task::{Context, Poll, Waker};
-use tokio::io::{AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
@@ -54,21 +53,9 @@ impl BackendStream {
     }
 
     /// True when the socket has data or was closed, without blocking or
-    /// consuming anything a TLS session still needs. (On a plain socket
-    /// the byte read is lost: unexpected data makes the connection stale.)
+    /// consuming anything (a TLS session may still need it).
     pub fn has_input(&mut self) -> bool {
-        match self {
-            BackendStream::Plain(s) => {
-                let mut probe = [0u8; 1];
-                !matches!(s.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-            }
-            BackendStream::Tls(s) => {
-                let mut probe = [0u8; 1];
-                let mut buf = ReadBuf::new(&mut probe);
-                let mut cx = Context::from_waker(Waker::noop());
-                !matches!(s.get_ref().0.poll_peek(&mut cx, &mut buf), Poll::Pending)
-            }
-        }
+        self.peer_closed_or_spoke()
     }
 }
 

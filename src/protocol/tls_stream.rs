@@ -47,6 +47,21 @@ impl<T: OverTcp> MaybeTls<T> {
     pub fn is_tls(&self) -> bool {
         matches!(self, MaybeTls::Tls(_))
     }
+
+    /// The peer closed the socket or sent bytes nobody read yet, asked of
+    /// the kernel itself (a peek: nothing is consumed). Tokio's readiness
+    /// can lag behind a peer that just died, and a statement sent on such
+    /// a connection would fail instead of going to a live server.
+    pub fn peer_closed_or_spoke(&self) -> bool {
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        match socket2::SockRef::from(self.tcp()).peek(&mut probe) {
+            Ok(_) => true,
+            Err(e) => !matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ),
+        }
+    }
 }
 
 impl<T: OverTcp> AsyncRead for MaybeTls<T> {

@@ -398,7 +398,17 @@ impl Session {
                 }
             };
             match wake {
-                Wake::Command(r) => return Ok(r),
+                Wake::Command(r) => {
+                    // The held connection's server may have died just now,
+                    // before its EOF woke this loop: the command then goes
+                    // to a live connection instead.
+                    if !self.carries_state()
+                        && self.binding.held_mut().is_some_and(|h| h.conn.is_stale())
+                    {
+                        self.discard_held();
+                    }
+                    return Ok(r);
+                }
                 // `kill` sets the flag before it signals: the loop's first
                 // check ends the session.
                 Wake::Killed => continue,
