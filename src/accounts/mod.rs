@@ -131,11 +131,7 @@ impl BackendAccounts {
             return Err("no primary".into());
         };
         let cfg = ctx.config.load_full();
-        let creds = Credentials {
-            user: cfg.monitor_username.clone(),
-            password: cfg.monitor_password.clone(),
-            tls: cfg.backend_tls.clone(),
-        };
+        let creds = Credentials::monitor(&cfg);
         let mut prober = Prober::new(primary);
         let timeout = Duration::from_millis(cfg.probe_timeout_ms.max(1000));
         let mut rows =

@@ -156,14 +156,6 @@ fn refused(primary: &BackendEntry, why: &str) -> Record {
     }
 }
 
-pub(super) fn monitor(cfg: &Config) -> Credentials {
-    Credentials {
-        user: cfg.monitor_username.clone(),
-        password: cfg.monitor_password.clone(),
-        tls: cfg.backend_tls.clone(),
-    }
-}
-
 /// Promotes a replica in place of the primary, whatever its state (the
 /// caller decided). Writes are held meanwhile.
 pub async fn failover(ctx: &Context, cfg: &Config, kind: Kind) -> Record {
@@ -241,7 +233,7 @@ async fn promote_one(
                 .map(|p| candidate_of(r, &p))
         })
         .collect();
-    let creds = monitor(cfg);
+    let creds = Credentials::monitor(cfg);
     for c in &mut candidates {
         refresh_positions(c, &creds).await;
     }
@@ -571,7 +563,7 @@ pub(super) async fn repoint_others(
     chosen: &Candidate,
     old: u64,
 ) {
-    let creds = monitor(cfg);
+    let creds = Credentials::monitor(cfg);
     let others: Vec<&BackendEntry> = replicas(backends)
         .filter(|r| r.runtime.id != chosen.id && r.runtime.id != old)
         .collect();

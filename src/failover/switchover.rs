@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::candidate::Candidate;
 use super::run::{
-    candidate_of, caught_up, monitor, publish, replicas, repoint_others, repoint_to, step,
-    with_escapes, OldPrimary,
+    candidate_of, caught_up, publish, replicas, repoint_others, repoint_to, step, with_escapes,
+    OldPrimary,
 };
 use super::sql::{self, Joining};
 use super::status::{Kind, Record};
@@ -18,7 +18,7 @@ use crate::backend::{BackendEntry, BackendState, Topology};
 use crate::config::Config;
 use crate::context::Context;
 use crate::frontend::registry::pin;
-use crate::health::probe::Prober;
+use crate::health::probe::{Credentials, Prober};
 
 /// Hands the primary role to the replica with runtime id `to` (or the
 /// best candidate). Writes pause meanwhile; the record says how long.
@@ -65,7 +65,7 @@ async fn switch(
         return Err("the target is not a reachable replica".into());
     }
     let chosen = super::run::choose(cfg, &candidates, record)?;
-    let creds = monitor(cfg);
+    let creds = Credentials::monitor(cfg);
     let timeout = Duration::from_millis(cfg.failover_timeout_ms);
 
     // What runs on the old primary finishes; what would start there waits.
@@ -104,7 +104,7 @@ async fn hand_over(
     timeout: Duration,
     record: &mut Record,
 ) -> Result<(), String> {
-    let creds = monitor(cfg);
+    let creds = Credentials::monitor(cfg);
     let last = step(old_conn.value(&creds, chosen.flavor.position_sql()))
         .await?
         .unwrap_or_default();

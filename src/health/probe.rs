@@ -125,6 +125,18 @@ pub struct Credentials {
     pub tls: Arc<BackendTls>,
 }
 
+impl Credentials {
+    /// The monitor account of `cfg` (health probes, failover, account
+    /// loading all log in with it).
+    pub fn monitor(cfg: &crate::config::Config) -> Credentials {
+        Credentials {
+            user: cfg.monitor_username.clone(),
+            password: cfg.monitor_password.clone(),
+            tls: cfg.backend_tls.clone(),
+        }
+    }
+}
+
 struct Open {
     conn: Conn,
     flavor: Flavor,

@@ -74,11 +74,7 @@ fn max_conn_age(cfg: &Config, role: Role) -> Duration {
 impl Backend {
     /// One probe and its consequences; false when the backend is gone.
     async fn round(&mut self, cfg: &Config) -> bool {
-        let creds = Credentials {
-            user: cfg.monitor_username.clone(),
-            password: cfg.monitor_password.clone(),
-            tls: cfg.backend_tls.clone(),
-        };
+        let creds = Credentials::monitor(cfg);
         if self.creds.as_ref() != Some(&creds) {
             self.prober.reset();
             self.creds = Some(creds.clone());
