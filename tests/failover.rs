@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::failover::{auto_args, backends, failovers, lacked, semi_sync, AUTO};
+use common::failover::{auto_args, backends, failovers, lacked, read_load, semi_sync, AUTO};
 use common::{unique_name, wait_until, Gantry, Topology, FAST_HEALTH};
 
 /// A fresh topology with semi-sync on and an empty table of ids on it.
@@ -72,42 +72,6 @@ async fn write_load(url: String, table: String, stop: Arc<AtomicBool>, w: Arc<Wr
             }
         }
     }
-}
-
-/// Reads through Gantry until `stop`; returns (reads, errors).
-async fn read_load(url: String, table: String, stop: Arc<AtomicBool>) -> (u64, u64) {
-    let sql = format!("SELECT COUNT(*) FROM test.{table}");
-    let (mut reads, mut errors) = (0, 0);
-    let mut conn: Option<mysql_async::Conn> = None;
-    while !stop.load(Ordering::Relaxed) {
-        if conn.is_none() {
-            match mysql_async::Conn::from_url(url.as_str()).await {
-                Ok(c) => conn = Some(c),
-                Err(e) if errors < 3 => println!("read login failed: {e}"),
-                Err(_) => {}
-            }
-        }
-        let ok = match conn.as_mut() {
-            Some(c) => match c.query_first::<u64, _>(sql.as_str()).await {
-                Ok(_) => true,
-                Err(e) => {
-                    if errors < 3 {
-                        println!("read failed: {e}");
-                    }
-                    false
-                }
-            },
-            None => false,
-        };
-        if ok {
-            reads += 1;
-        } else {
-            errors += 1;
-            conn = None;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    (reads, errors)
 }
 
 #[tokio::test(flavor = "multi_thread")]

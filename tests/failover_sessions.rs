@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::clients::{self, Script};
-use common::failover::{auto_args, backends, failovers, semi_sync};
+use common::failover::{auto_args, backends, failovers, read_load, semi_sync};
 use common::{unique_name, wait_until, Gantry, Server, Topology};
 
 const STEP: Duration = Duration::from_secs(20);
@@ -147,25 +147,6 @@ fn sessions(g: &Gantry) -> Vec<(String, String, String)> {
             (get(4), get(5), get(6))
         })
         .collect()
-}
-
-/// Autocommit reads through Gantry until `stop`: (reads, errors).
-async fn read_load(url: String, table: String, stop: Arc<AtomicBool>) -> (u64, u64) {
-    let sql = format!("SELECT COUNT(*) FROM test.{table}");
-    let (mut reads, mut errors) = (0, 0);
-    let mut conn = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
-    while !stop.load(Ordering::Relaxed) {
-        match conn.query_first::<u64, _>(sql.as_str()).await {
-            Ok(_) => reads += 1,
-            Err(e) => {
-                println!("read failed: {e}");
-                errors += 1;
-                conn = mysql_async::Conn::from_url(url.as_str()).await.unwrap();
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    (reads, errors)
 }
 
 async fn state(c: &mut mysql_async::Conn) -> String {

@@ -29,6 +29,47 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// A key and a certificate signed by the CA in `dir`: `who.key`,
+/// `who.pem`, for common name `cn`, with the openssl extension line `ext`.
+fn issue(dir: &Path, who: &str, cn: &str, ext: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            &format!("/CN={cn}"),
+            "-keyout",
+            &format!("{who}.key"),
+            "-out",
+            &format!("{who}.csr"),
+        ],
+    );
+    std::fs::write(dir.join(format!("{who}.ext")), format!("{ext}\n")).unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{who}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{who}.ext"),
+            "-out",
+            &format!("{who}.pem"),
+        ],
+    );
+}
+
 impl TestCa {
     /// A new CA named `name` and its certificates, under the system's
     /// temporary directory.
@@ -53,7 +94,7 @@ impl TestCa {
                 "ca.pem",
             ],
         );
-        for (who, cn, san) in [
+        for (who, cn, ext) in [
             (
                 "server",
                 "localhost",
@@ -65,42 +106,7 @@ impl TestCa {
                 "extendedKeyUsage=clientAuth",
             ),
         ] {
-            openssl(
-                &dir,
-                &[
-                    "req",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-subj",
-                    &format!("/CN={cn}"),
-                    "-keyout",
-                    &format!("{who}.key"),
-                    "-out",
-                    &format!("{who}.csr"),
-                ],
-            );
-            std::fs::write(dir.join(format!("{who}.ext")), format!("{san}\n")).unwrap();
-            openssl(
-                &dir,
-                &[
-                    "x509",
-                    "-req",
-                    "-in",
-                    &format!("{who}.csr"),
-                    "-CA",
-                    "ca.pem",
-                    "-CAkey",
-                    "ca.key",
-                    "-CAcreateserial",
-                    "-days",
-                    "2",
-                    "-extfile",
-                    &format!("{who}.ext"),
-                    "-out",
-                    &format!("{who}.pem"),
-                ],
-            );
+            issue(&dir, who, cn, ext);
         }
         TestCa {
             ca_cert: dir.join("ca.pem"),
@@ -118,46 +124,7 @@ impl TestCa {
     /// named after `who`.
     pub fn issue_server(&self, who: &str, san: &str) -> (PathBuf, PathBuf) {
         let dir = &self.dir;
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                &format!("/CN={who}"),
-                "-keyout",
-                &format!("{who}.key"),
-                "-out",
-                &format!("{who}.csr"),
-            ],
-        );
-        std::fs::write(
-            dir.join(format!("{who}.ext")),
-            format!("subjectAltName={san}\n"),
-        )
-        .unwrap();
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{who}.csr"),
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                &format!("{who}.ext"),
-                "-out",
-                &format!("{who}.pem"),
-            ],
-        );
+        issue(dir, who, who, &format!("subjectAltName={san}"));
         (
             dir.join(format!("{who}.pem")),
             dir.join(format!("{who}.key")),

@@ -1,7 +1,10 @@
 //! Helpers of the failover drills (tests/failover.rs,
 //! tests/failover_sessions.rs): semi-sync, Gantry's `auto` options, and the
-//! admin port's `backends` and `failovers` tables.
+//! admin port's `backends` and `failovers` tables, and a read load.
 
+use mysql_async::prelude::Queryable;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{wait_until, Gantry, Topology, FAST_HEALTH};
@@ -78,4 +81,40 @@ pub fn lacked(g: &Gantry) -> Vec<String> {
         .lines()
         .map(|l| l.split('\t').nth(7).unwrap_or("").to_string())
         .collect()
+}
+
+/// Reads through Gantry until `stop`; returns (reads, errors).
+pub async fn read_load(url: String, table: String, stop: Arc<AtomicBool>) -> (u64, u64) {
+    let sql = format!("SELECT COUNT(*) FROM test.{table}");
+    let (mut reads, mut errors) = (0, 0);
+    let mut conn: Option<mysql_async::Conn> = None;
+    while !stop.load(Ordering::Relaxed) {
+        if conn.is_none() {
+            match mysql_async::Conn::from_url(url.as_str()).await {
+                Ok(c) => conn = Some(c),
+                Err(e) if errors < 3 => println!("read login failed: {e}"),
+                Err(_) => {}
+            }
+        }
+        let ok = match conn.as_mut() {
+            Some(c) => match c.query_first::<u64, _>(sql.as_str()).await {
+                Ok(_) => true,
+                Err(e) => {
+                    if errors < 3 {
+                        println!("read failed: {e}");
+                    }
+                    false
+                }
+            },
+            None => false,
+        };
+        if ok {
+            reads += 1;
+        } else {
+            errors += 1;
+            conn = None;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (reads, errors)
 }
