@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::sha2::{Attempt, Sha2Server};
 use super::tls::{ClientTls, PortTls};
 use super::transport::Transport;
-use crate::protocol::auth::{self, ClientLogin, ServerIdentity, CLIENT_PLUGIN_AUTH, CLIENT_SSL};
+use crate::protocol::auth::{self, ClientLogin, ServerIdentity, CLIENT_PLUGIN_AUTH};
 use crate::protocol::credential::Credential;
 use crate::protocol::packet::{put_packet, PacketReader};
 use crate::protocol::reply::{err_packet, MyError};
@@ -102,12 +102,6 @@ pub struct Listener<'a> {
     pub auth_plugin: &'a str,
 }
 
-/// The SSL request: the first 32 bytes of a login request, CLIENT_SSL set.
-fn is_ssl_request(payload: &[u8]) -> bool {
-    payload.len() == 32
-        && u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]) & CLIENT_SSL != 0
-}
-
 /// Runs the connection phase up to (not including) the final OK; gives
 /// the client's transport back (upgraded to TLS if the client asked).
 pub async fn authenticate(
@@ -131,7 +125,7 @@ pub async fn authenticate(
     );
     stream.send(&out).await?;
     let (mut payload, mut seq) = reader.read_payload(&mut stream).await?;
-    if let Some(port) = at.port.as_ref().filter(|_| is_ssl_request(&payload)) {
+    if let Some(port) = at.port.as_ref().filter(|_| auth::is_ssl_request(&payload)) {
         // Clients start the handshake at once: what was read past the
         // request belongs to it.
         let early = reader.buf.split();

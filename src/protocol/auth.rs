@@ -211,10 +211,16 @@ impl std::fmt::Debug for ClientLogin {
 }
 
 /// Parses a HandshakeResponse41 payload.
+/// The SSL request: the first 32 bytes of a login request, CLIENT_SSL set.
+pub fn is_ssl_request(payload: &[u8]) -> bool {
+    payload.len() == 32
+        && u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]) & CLIENT_SSL != 0
+}
+
 pub fn parse_login(payload: &[u8]) -> Result<ClientLogin, MyError> {
     if payload.len() >= 4 {
         let caps = u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]);
-        if caps & CLIENT_SSL != 0 && payload.len() == 32 {
+        if is_ssl_request(payload) {
             return Err(MyError::new(
                 1043,
                 "08S01",
