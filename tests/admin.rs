@@ -481,7 +481,7 @@ fn sysbench_read_only_sees_no_errors_while_admin_commands_run() {
             "--table-size=2000".into(),
         ]
     };
-    let prep = Command::new("sysbench")
+    let prep = common::sysbench_command()
         .args(common_args(topo.primary.port))
         .arg("prepare")
         .output()
@@ -495,7 +495,7 @@ fn sysbench_read_only_sees_no_errors_while_admin_commands_run() {
 
     let g = Gantry::start(topo, &[]);
     wait_all_up(&g);
-    let run = Command::new("sysbench")
+    let run = common::sysbench_command()
         .args(common_args(g.port))
         .args([
             "--threads=4",

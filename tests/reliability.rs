@@ -102,7 +102,7 @@ async fn own_errors_reach_libmariadb_and_pymysql_with_code_and_message() {
     );
     let py = pymysql_error(&python, g.port);
     assert!(py.starts_with("1105 ") && py.contains("backend"), "{py}");
-    let sb = Command::new("sysbench")
+    let sb = common::sysbench_command()
         .args([
             "oltp_point_select",
             "--mysql-host=127.0.0.1",

@@ -1,6 +1,8 @@
 //! Harness for Gantry's integration tests: a real MariaDB replication
-//! topology (one primary, two read-only replicas) driven by
-//! `scripts/topology.sh`, and a spawner for the `gantry` binary.
+//! topology (one primary, two read-only replicas), either `mariadbd`
+//! processes driven by `scripts/topology.sh` or, with
+//! `GANTRY_TEST_TOPOLOGY=compose`, containers of `docker-compose.test.yml`
+//! (see `compose.rs`), and a spawner for the `gantry` binary.
 //!
 //! Every test file does `mod common;` and then, for example:
 //!
@@ -13,7 +15,8 @@
 //! Accounts on every server (from `topology.sh`): `app`/`app_pw` (ALL on
 //! `app.*`, `sbtest.*`, `test.*`), `monitor`/`monitor_pw`, `repl`/`repl_pw`,
 //! `admin`/`admin_pw` (ALL on `*.*`); root without password over the unix
-//! socket, used by [`Server::sql`].
+//! socket (in compose: `root`/`root_pw` at 127.0.0.1), used by
+//! [`Server::sql`].
 //!
 //! Failures panic with the script's or the proxy's output: a missing
 //! MariaDB is a failing test, never a skipped one.
@@ -21,6 +24,7 @@
 
 pub mod certs;
 pub mod clients;
+mod compose;
 pub mod failover;
 mod gantry;
 pub mod raw;
@@ -107,7 +111,7 @@ fn url_escape(s: &str) -> String {
 /// `mysql://user:pw@127.0.0.1:port/db`, the URL form mysql_async parses.
 /// prefer_socket=false: otherwise mysql_async asks the server for its unix
 /// socket and reconnects there, bypassing Gantry.
-fn mysql_url(user: &str, pw: &str, port: u16, db: &str) -> String {
+pub fn mysql_url(user: &str, pw: &str, port: u16, db: &str) -> String {
     format!(
         "mysql://{}:{}@127.0.0.1:{port}/{db}?prefer_socket=false",
         url_escape(user),
@@ -143,11 +147,19 @@ pub fn server_code(e: &mysql_async::Error) -> Option<u16> {
     }
 }
 
+/// `sysbench`, killed after 5 minutes: a statement that never gets an
+/// answer fails the test instead of hanging the run.
+pub fn sysbench_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new("timeout");
+    cmd.args(["--kill-after=10", "300", "sysbench"]);
+    cmd
+}
+
 /// Runs sysbench through `port` as app/app_pw on database `sbtest` (2
 /// tables of `table_size` rows); panics with its output if it fails, else
 /// returns its report.
 pub fn sysbench(port: u16, table_size: u32, args: &[&str]) -> String {
-    let out = std::process::Command::new("sysbench")
+    let out = sysbench_command()
         .args([
             "--db-driver=mysql",
             "--mysql-host=127.0.0.1",
