@@ -8,6 +8,14 @@ use std::time::Duration;
 #[test]
 fn shared_topology_replicates() {
     let topo = common::shared_topology();
+    // The servers are the ones the run asked for (processes or containers).
+    let status = topo.status();
+    for name in ["primary", "replica1", "replica2"] {
+        assert!(status.contains(name), "{name} in the status:\n{status}");
+    }
+    if std::env::var("GANTRY_TEST_TOPOLOGY").as_deref() == Ok("compose") {
+        assert!(status.contains("mariadb-primary"), "containers:\n{status}");
+    }
 
     let ids: Vec<String> = topo
         .servers()

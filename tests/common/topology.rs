@@ -1,12 +1,16 @@
-//! A real MariaDB topology (primary + 2 replicas) run by `scripts/topology.sh`.
+//! A real MariaDB topology (primary + 2 replicas): `mariadbd` processes run
+//! by `scripts/topology.sh`, or the services of a docker-compose project
+//! (`GANTRY_TEST_TOPOLOGY=compose`, see [`super::compose`]). Tests see the
+//! same [`Topology`] and [`Server`] either way.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::{free_port, fresh_temp_dir, mysql_url};
+use super::compose::{self, Project};
+use super::{free_port, fresh_temp_dir, mysql_url, next_id};
 
 fn script_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/topology.sh")
@@ -39,11 +43,20 @@ fn run_script(args: &[&str]) -> Result<String, String> {
 /// One primary and two read-only replicas replicating with GTIDs, on
 /// loopback ports picked at start. Dropping it tears the servers down; a
 /// watchdog started by the script does the same if this process dies
-/// without running destructors.
+/// without running destructors (for compose projects,
+/// `scripts/compose-test.sh` removes what is left).
 pub struct Topology {
-    pub dir: PathBuf,
     pub primary: Server,
     pub replicas: Vec<Server>,
+    control: Arc<Control>,
+}
+
+/// Who runs the servers, and so how to stop, kill or reach one.
+enum Control {
+    /// `scripts/topology.sh` with this directory.
+    Local { dir: PathBuf },
+    /// The services `mariadb-<name>` of a compose project.
+    Compose(Project),
 }
 
 /// One `mariadbd` of a [`Topology`].
@@ -52,9 +65,7 @@ pub struct Server {
     pub name: String,
     pub port: u16,
     pub server_id: u32,
-    /// The unix socket root connects through.
-    pub socket: PathBuf,
-    topology_dir: PathBuf,
+    control: Arc<Control>,
 }
 
 impl Topology {
@@ -73,6 +84,9 @@ impl Topology {
     }
 
     fn try_start(server_args: &[String]) -> Result<Topology, String> {
+        if compose::selected() {
+            return Self::try_start_compose(server_args);
+        }
         // A port picked by free_port() can be grabbed by someone else before
         // mariadbd binds it; only that case is retried, with fresh ports.
         let mut attempt = 1;
@@ -106,18 +120,83 @@ impl Topology {
             args.extend(["--server-arg", a.as_str()]);
         }
         run_script(&args)?;
+        Ok(Self::assemble(Control::Local { dir }, ports))
+    }
+
+    /// A new compose project on fresh ports, once its servers answer and
+    /// both replicas replicate.
+    fn try_start_compose(server_args: &[String]) -> Result<Topology, String> {
+        if !server_args.is_empty() {
+            return Err(format!(
+                "the compose topology takes no extra server options ({server_args:?})"
+            ));
+        }
+        let ports = [free_port(), free_port(), free_port()];
+        let name = format!("gantrytest{}x{}", std::process::id(), next_id());
+        let topology = Self::assemble(Control::Compose(Project::up(name, ports)?), ports);
+        topology.wait_ready(Duration::from_secs(60))?;
+        Ok(topology)
+    }
+
+    /// The project `scripts/compose-test.sh` brought up.
+    fn attach_compose() -> Result<Topology, String> {
+        let (project, ports) = compose::shared()?;
+        let topology = Self::assemble(Control::Compose(project), ports);
+        topology.wait_ready(Duration::from_secs(60))?;
+        Ok(topology)
+    }
+
+    fn assemble(control: Control, ports: [u16; 3]) -> Topology {
+        let control = Arc::new(control);
         let server = |i: usize, name: &str| Server {
             name: name.to_string(),
             port: ports[i],
             server_id: i as u32 + 1,
-            socket: dir.join(name).join("mysqld.sock"),
-            topology_dir: dir.clone(),
+            control: control.clone(),
         };
-        Ok(Topology {
+        Topology {
             primary: server(0, "primary"),
             replicas: vec![server(1, "replica1"), server(2, "replica2")],
-            dir,
-        })
+            control,
+        }
+    }
+
+    /// Waits until every server answers and both replicas' slave threads
+    /// run; Err names what did not, with the server's log.
+    fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        for server in self.servers() {
+            loop {
+                let ready = match server.try_sql("SELECT 1") {
+                    Ok(_) if server.name == "primary" => Ok(()),
+                    Ok(_) => match server.try_sql_rows("SHOW SLAVE STATUS") {
+                        Ok(rows)
+                            if rows.first().is_some_and(|s| {
+                                s.get("Slave_IO_Running").map(String::as_str) == Some("Yes")
+                                    && s.get("Slave_SQL_Running").map(String::as_str) == Some("Yes")
+                            }) =>
+                        {
+                            Ok(())
+                        }
+                        Ok(rows) => Err(format!("not replicating: {:?}", rows.first())),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                };
+                match ready {
+                    Ok(()) => break,
+                    Err(e) if Instant::now() >= deadline => {
+                        return Err(format!(
+                            "{} not ready within {timeout:?}: {e}\n{}",
+                            server.name,
+                            server.log_tail()
+                        ))
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The primary followed by the replicas.
@@ -132,10 +211,13 @@ impl Topology {
             .unwrap_or_else(|| panic!("no server named {name:?}"))
     }
 
-    /// `topology.sh status`: one line per server.
+    /// One line per server (`topology.sh status`, `docker-compose ps`).
     pub fn status(&self) -> String {
-        run_script(&["status", "--dir", &self.dir.to_string_lossy()])
-            .unwrap_or_else(|e| panic!("{e}"))
+        match &*self.control {
+            Control::Local { dir } => run_script(&["status", "--dir", &dir.to_string_lossy()]),
+            Control::Compose(project) => project.ps(),
+        }
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Waits until every replica has applied everything the primary had
@@ -150,10 +232,13 @@ impl Topology {
     }
 }
 
-impl Drop for Topology {
+impl Drop for Control {
     fn drop(&mut self) {
-        if let Err(e) = run_script(&["down", "--dir", &self.dir.to_string_lossy()]) {
-            eprintln!("warning: tearing down the topology failed: {e}");
+        // A compose project takes itself down (if it is this process's).
+        if let Control::Local { dir } = self {
+            if let Err(e) = run_script(&["down", "--dir", &dir.to_string_lossy()]) {
+                eprintln!("warning: tearing down the topology failed: {e}");
+            }
         }
     }
 }
@@ -166,7 +251,14 @@ impl Drop for Topology {
 pub fn shared_topology() -> &'static Topology {
     static SHARED: OnceLock<Result<Topology, String>> = OnceLock::new();
     // A failed start is remembered so each test fails fast with the cause.
-    match SHARED.get_or_init(|| Topology::try_start(&[])) {
+    let start = || {
+        if compose::selected() {
+            Topology::attach_compose()
+        } else {
+            Topology::try_start(&[])
+        }
+    };
+    match SHARED.get_or_init(start) {
         Ok(t) => t,
         Err(e) => panic!("could not start the shared MariaDB topology: {e}"),
     }
@@ -175,17 +267,29 @@ pub fn shared_topology() -> &'static Topology {
 impl Server {
     /// Clean shutdown (SIGTERM, waits for the exit).
     pub fn stop(&self) {
-        self.script(&["stop"]);
+        match &*self.control {
+            Control::Local { .. } => self.script(&["stop"]),
+            Control::Compose(_) => self.compose(&["stop", "-t", "30"]),
+        }
     }
 
     /// SIGKILL, like a crash; waits until the process is gone.
     pub fn kill(&self) {
-        self.script(&["kill"]);
+        match &*self.control {
+            Control::Local { .. } => self.script(&["kill"]),
+            Control::Compose(_) => {
+                self.compose(&["kill", "-s", "KILL"]);
+                self.wait_port_closed(Duration::from_secs(10));
+            }
+        }
     }
 
-    /// The server's process id (from its pid file).
+    /// The server's process id (from its pid file); local topologies only.
     pub fn pid(&self) -> u32 {
-        let path = self.topology_dir.join(&self.name).join("mysqld.pid");
+        let Control::Local { dir } = &*self.control else {
+            panic!("{}: a compose server has no host pid file", self.name);
+        };
+        let path = dir.join(&self.name).join("mysqld.pid");
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         text.trim()
@@ -193,14 +297,21 @@ impl Server {
             .unwrap_or_else(|e| panic!("bad pid in {}: {e}", path.display()))
     }
 
-    /// SIGSTOP: the server hangs (a frozen host), its sockets stay open.
+    /// SIGSTOP (a compose container is frozen): the server hangs, like a
+    /// frozen host, and its sockets stay open.
     pub fn pause(&self) {
-        self.signal("-STOP");
+        match &*self.control {
+            Control::Local { .. } => self.signal("-STOP"),
+            Control::Compose(_) => self.compose(&["pause"]),
+        }
     }
 
-    /// SIGCONT after [`Server::pause`].
+    /// Undoes [`Server::pause`].
     pub fn resume(&self) {
-        self.signal("-CONT");
+        match &*self.control {
+            Control::Local { .. } => self.signal("-CONT"),
+            Control::Compose(_) => self.compose(&["unpause"]),
+        }
     }
 
     fn signal(&self, sig: &str) {
@@ -216,11 +327,29 @@ impl Server {
     /// waits until it accepts connections. A replica resumes replicating by
     /// itself (use [`Topology::wait_replicas_caught_up`] to wait for it).
     pub fn start(&self) {
-        self.script(&["start"]);
+        match &*self.control {
+            Control::Local { .. } => self.script(&["start"]),
+            Control::Compose(_) => {
+                self.compose(&["start"]);
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while let Err(e) = self.try_sql("SELECT 1") {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{} did not come back: {e}\n{}",
+                        self.name,
+                        self.log_tail()
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
     }
 
     fn script(&self, cmd: &[&str]) {
-        let dir = self.topology_dir.to_string_lossy();
+        let Control::Local { dir } = &*self.control else {
+            unreachable!("topology.sh runs local servers only");
+        };
+        let dir = dir.to_string_lossy();
         let mut args = cmd.to_vec();
         args.extend([self.name.as_str(), "--dir", &dir]);
         if let Err(e) = run_script(&args) {
@@ -228,7 +357,43 @@ impl Server {
         }
     }
 
-    /// Runs SQL as root over the unix socket with the `mariadb` client
+    fn compose(&self, action: &[&str]) {
+        let Control::Compose(project) = &*self.control else {
+            unreachable!("docker-compose runs compose servers only");
+        };
+        if let Err(e) = project.control(action, &self.name) {
+            panic!("{e}");
+        }
+    }
+
+    /// The end of the server's error log, for failure messages.
+    fn log_tail(&self) -> String {
+        match &*self.control {
+            Control::Local { dir } => {
+                let path = dir.join(&self.name).join("error.log");
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                lines[lines.len().saturating_sub(30)..].join("\n")
+            }
+            Control::Compose(project) => project.logs(&self.name),
+        }
+    }
+
+    /// Waits until nothing accepts connections on the server's port (a
+    /// killed container's network namespace is gone).
+    fn wait_port_closed(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "{} still accepts connections after the kill",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs SQL as root (over the unix socket, or TCP in compose) with the `mariadb` client
     /// (`-N -B`: tab-separated rows, no header) and returns stdout trimmed.
     /// Panics with the client's stderr on failure.
     pub fn sql(&self, sql: &str) -> String {
@@ -242,11 +407,20 @@ impl Server {
 
     fn client(&self, sql: &str, with_header: bool) -> Result<String, String> {
         let mut cmd = Command::new("mariadb");
-        cmd.arg("--no-defaults")
-            .arg("--user=root")
-            .arg(format!("--socket={}", self.socket.display()))
-            .arg("--connect-timeout=5")
-            .arg("-B");
+        cmd.arg("--no-defaults").arg("--user=root");
+        match &*self.control {
+            Control::Local { dir } => {
+                cmd.arg(format!(
+                    "--socket={}",
+                    dir.join(&self.name).join("mysqld.sock").display()
+                ));
+            }
+            Control::Compose(_) => {
+                cmd.args(["--host=127.0.0.1", &format!("--port={}", self.port)])
+                    .env("MYSQL_PWD", compose::root_password());
+            }
+        }
+        cmd.arg("--connect-timeout=5").arg("-B");
         if !with_header {
             cmd.arg("-N");
         }

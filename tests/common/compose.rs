@@ -1,0 +1,173 @@
+//! The compose topology: the servers of a [`super::Topology`] as services of
+//! a docker-compose project of `docker-compose.test.yml`, on the host's
+//! loopback. Chosen with `GANTRY_TEST_TOPOLOGY=compose`
+//! (`scripts/compose-test.sh` sets it). The environment gives:
+//!
+//! - `GANTRY_TEST_COMPOSE_PROJECT`: the project already up, used as the
+//!   shared topology, at the ports the compose file reads:
+//!   `GANTRY_PRIMARY_PORT`, `GANTRY_REPLICA1_PORT`, `GANTRY_REPLICA2_PORT`
+//!   (13306-13308 when unset);
+//! - `GANTRY_TEST_COMPOSE_FILE`: the compose file (default: the repository's
+//!   `docker-compose.test.yml`), from which drills start projects of their
+//!   own, on fresh ports, taken down when they end;
+//! - `GANTRY_TEST_ROOT_PASSWORD`: root's password at 127.0.0.1 (default
+//!   `root_pw`, the file's).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// True when the tests run against compose projects rather than servers
+/// started by `scripts/topology.sh`.
+pub fn selected() -> bool {
+    match std::env::var("GANTRY_TEST_TOPOLOGY").as_deref() {
+        Ok("compose") => true,
+        Ok("local") | Err(_) => false,
+        Ok(other) => panic!("GANTRY_TEST_TOPOLOGY={other:?}: expected `local` or `compose`"),
+    }
+}
+
+pub fn root_password() -> String {
+    std::env::var("GANTRY_TEST_ROOT_PASSWORD").unwrap_or_else(|_| "root_pw".into())
+}
+
+/// The shared project's name and ports, from the environment.
+pub fn shared() -> Result<(Project, [u16; 3]), String> {
+    let name = std::env::var("GANTRY_TEST_COMPOSE_PROJECT").map_err(|_| {
+        "GANTRY_TEST_TOPOLOGY=compose needs GANTRY_TEST_COMPOSE_PROJECT".to_string()
+    })?;
+    let mut ports = [0; 3];
+    for (port, (var, default)) in ports.iter_mut().zip(PORT_VARS) {
+        *port = match std::env::var(var) {
+            Ok(v) => v.parse().map_err(|e| format!("{var}={v:?}: {e}"))?,
+            Err(_) => default,
+        };
+    }
+    Ok((
+        Project {
+            name,
+            ports,
+            owned: false,
+        },
+        ports,
+    ))
+}
+
+/// The compose files' port variables for primary, replica1 and replica2,
+/// with their defaults.
+const PORT_VARS: [(&str, u16); 3] = [
+    ("GANTRY_PRIMARY_PORT", 13306),
+    ("GANTRY_REPLICA1_PORT", 13307),
+    ("GANTRY_REPLICA2_PORT", 13308),
+];
+
+/// One docker-compose project of the test file.
+pub struct Project {
+    name: String,
+    ports: [u16; 3],
+    /// Started by this process, so taken down (with its volumes) on drop.
+    owned: bool,
+}
+
+impl Project {
+    /// Starts the three MariaDB services of a new project on `ports`; the
+    /// caller waits for them to answer.
+    pub fn up(name: String, ports: [u16; 3]) -> Result<Project, String> {
+        let project = Project {
+            name,
+            ports,
+            owned: true,
+        };
+        project.compose(&[
+            "up",
+            "-d",
+            "mariadb-primary",
+            "mariadb-replica1",
+            "mariadb-replica2",
+        ])?;
+        Ok(project)
+    }
+
+    /// `docker-compose kill -s KILL`, `stop`, `start`, `pause` or
+    /// `unpause` of the server called `name` (`primary`, `replica1`, ...).
+    pub fn control(&self, action: &[&str], name: &str) -> Result<String, String> {
+        let service = format!("mariadb-{name}");
+        let mut args = action.to_vec();
+        args.push(&service);
+        self.compose(&args)
+    }
+
+    /// The server's log (the container's output), for failure messages.
+    pub fn logs(&self, name: &str) -> String {
+        self.control(&["logs", "--no-color", "--tail=30"], name)
+            .unwrap_or_else(|e| e)
+    }
+
+    pub fn ps(&self) -> Result<String, String> {
+        self.compose(&["ps"])
+    }
+
+    fn compose(&self, args: &[&str]) -> Result<String, String> {
+        let file = std::env::var_os("GANTRY_TEST_COMPOSE_FILE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docker-compose.test.yml")
+            });
+        let mut cmd = compose_command();
+        cmd.arg("-f")
+            .arg(&file)
+            .args(["-p", &self.name])
+            .args(args)
+            .stdin(Stdio::null());
+        for ((var, _), port) in PORT_VARS.iter().zip(self.ports) {
+            cmd.env(var, port.to_string());
+        }
+        let out = cmd
+            .output()
+            .map_err(|e| format!("cannot run docker-compose: {e}"))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(format!(
+                "`docker-compose -p {} {}` failed ({}):\n{}",
+                self.name,
+                args.join(" "),
+                out.status,
+                text.trim_end()
+            ))
+        }
+    }
+}
+
+/// `docker-compose` (v1, Debian's), or else the docker client's `compose`.
+fn compose_command() -> Command {
+    let v1 = Command::new("docker-compose")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut cmd = if v1 {
+        Command::new("docker-compose")
+    } else {
+        let mut docker = Command::new("docker");
+        docker.arg("compose");
+        docker
+    };
+    cmd.args(["--ansi", "never"]);
+    cmd
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        if self.owned {
+            if let Err(e) = self.compose(&["down", "-v", "--timeout", "5"]) {
+                eprintln!("warning: taking down compose project {}: {e}", self.name);
+            }
+        }
+    }
+}
