@@ -22,6 +22,8 @@ set -euo pipefail
 readonly NAMES=(primary replica1 replica2)
 SCRIPT_PATH="$(readlink -f "${BASH_SOURCE[0]}")"
 readonly SCRIPT_PATH
+TOPOLOGY_SQL="$(dirname "$SCRIPT_PATH")/../docker/topology-sql.sh"
+readonly TOPOLOGY_SQL
 readonly READY_TIMEOUT=30      # seconds for a server to accept connections
 readonly CATCHUP_TIMEOUT=30    # seconds for the replicas to catch up
 readonly STOP_TIMEOUT=30       # seconds for a clean shutdown (stop NAME)
@@ -267,35 +269,15 @@ proc_start_time() {
 
 # --------------------------------------------------------------- commands --
 
-setup_primary() {
-    local host sqltext=""
-    # One statement list; the users reach the replicas through replication.
-    sqltext+="CREATE DATABASE IF NOT EXISTS app; CREATE DATABASE IF NOT EXISTS sbtest;"
-    sqltext+="CREATE DATABASE IF NOT EXISTS test;"
-    for host in 127.0.0.1 localhost; do
-        sqltext+="
-CREATE USER IF NOT EXISTS 'app'@'$host' IDENTIFIED BY 'app_pw';
-GRANT ALL ON app.* TO 'app'@'$host';
-GRANT ALL ON sbtest.* TO 'app'@'$host';
-GRANT ALL ON test.* TO 'app'@'$host';
-CREATE USER IF NOT EXISTS 'monitor'@'$host' IDENTIFIED BY 'monitor_pw';
-GRANT REPLICATION CLIENT, PROCESS, SLAVE MONITOR, REPLICATION MASTER ADMIN, REPLICATION SLAVE ADMIN, READ_ONLY ADMIN, RELOAD ON *.* TO 'monitor'@'$host';
-CREATE USER IF NOT EXISTS 'repl'@'$host' IDENTIFIED BY 'repl_pw';
-GRANT REPLICATION SLAVE ON *.* TO 'repl'@'$host';
-CREATE USER IF NOT EXISTS 'admin'@'$host' IDENTIFIED BY 'admin_pw';
-GRANT ALL PRIVILEGES ON *.* TO 'admin'@'$host' WITH GRANT OPTION;"
-    done
-    sql primary "$sqltext" || die "creating users/databases on the primary failed"
-}
-
-setup_replica() {
-    local name="$1" primary_port="$2"
-    # MASTER_CONNECT_RETRY=1: reconnect quickly after failover drills
-    # (the default is 60 s).
-    sql "$name" "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$primary_port,
-        MASTER_USER='repl', MASTER_PASSWORD='repl_pw', MASTER_USE_GTID=slave_pos,
-        MASTER_CONNECT_RETRY=1;
-        START SLAVE;" || die "configuring replication on $name failed"
+# The databases, the accounts and on a replica GTID replication from the
+# primary: docker/topology-sql.sh, which the compose topology's servers run
+# too. Nothing of it is binlogged; every server creates its own accounts.
+setup_server() {
+    local name="$1" primary_port="$2" role=replica
+    [[ $name == primary ]] && role=primary
+    ROLE="$role" PRIMARY_PORT="$primary_port" "$TOPOLOGY_SQL" \
+        | "$MARIADB" --no-defaults --user=root --socket="$(sock "$name")" --connect-timeout=5 \
+        || die "setting up $name (accounts, replication) failed"
 }
 
 # Print "<io> <sql> <seconds_behind> <last_error>" from SHOW SLAVE STATUS.
@@ -385,10 +367,8 @@ cmd_up() {
     for name in "${NAMES[@]}"; do launch "$name"; done
     for name in "${NAMES[@]}"; do wait_ready "$name"; done
 
-    log "creating databases and users on the primary"
-    setup_primary
-    log "starting replication"
-    for name in "${NAMES[@]:1}"; do setup_replica "$name" "${ports[0]}"; done
+    log "creating databases and users, starting replication"
+    for name in "${NAMES[@]}"; do setup_server "$name" "${ports[0]}"; done
     wait_caught_up
     UP_DONE=1
 
