@@ -768,7 +768,10 @@ async fn a_hung_primary_is_failed_over_and_fenced_when_it_wakes() {
         gap.as_millis()
     );
     drop(resume); // SIGCONT
-    wait_until(Duration::from_secs(10), "old primary fenced", || {
+                  // Making it read-only waits for the commits it was running when it
+                  // froze: they wait for semi-sync acknowledgements that no replica sends
+                  // any more, up to rpl_semi_sync_master_timeout (10 s) after it wakes.
+    wait_until(Duration::from_secs(25), "old primary fenced", || {
         primary
             .try_sql("SELECT @@read_only")
             .is_ok_and(|r| r == "1")
