@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs the integration suite against a docker-compose topology
 # (docker-compose.test.yml: MariaDB primary + 2 replicas + Gantry, on the
-# host's loopback). Installs what is missing (scripts/install-deps.sh), starts a Docker engine when none runs, builds the test images
-# from Debian's packages (cached), brings the shared project up, runs the
-# tests in TESTS with GANTRY_TEST_TOPOLOGY=compose, takes everything down
-# and prints `N passed, N failed`.
+# host's loopback). Installs what is missing (scripts/install-deps.sh),
+# starts a Docker engine when none runs (and stops it at the end), builds
+# the test images from Debian's packages (cached), brings the shared project
+# up, runs the tests in TESTS with GANTRY_TEST_TOPOLOGY=compose, takes
+# everything down and prints `N passed, N failed`.
 #
 #   scripts/compose-test.sh [--no-totals] [TEST_NAME_FILTER]
 #
@@ -35,15 +36,17 @@ start_engine() {
     docker info >/dev/null 2>&1 && return 0
     local dockerd
     dockerd="$(command -v dockerd || echo /usr/sbin/dockerd)"
+    local engine_log="$LOG.dockerd"
     log "starting dockerd (data root $DOCKER_ROOT)"
     "${sudo[@]}" mkdir -p "$DOCKER_ROOT"
+    # --group: the socket is this user's too when sudo started the engine.
     "${sudo[@]}" setsid "$dockerd" --data-root "$DOCKER_ROOT" --bridge=none \
-        --iptables=false --ip-masq=false </dev/null >"$DOCKER_ROOT.log" 2>&1 &
+        --iptables=false --ip-masq=false --group "$(id -gn)" </dev/null >"$engine_log" 2>&1 &
     ENGINE_PID=$!
     local deadline=$((SECONDS + 60))
     until docker info >/dev/null 2>&1; do
-        kill -0 "$ENGINE_PID" 2>/dev/null || { tail -n 20 "$DOCKER_ROOT.log" >&2; die "dockerd exited"; }
-        ((SECONDS < deadline)) || { tail -n 20 "$DOCKER_ROOT.log" >&2; die "dockerd did not answer within 60 s"; }
+        kill -0 "$ENGINE_PID" 2>/dev/null || { tail -n 20 "$engine_log" >&2; die "dockerd exited"; }
+        ((SECONDS < deadline)) || { tail -n 20 "$engine_log" >&2; die "dockerd did not answer within 60 s"; }
         sleep 0.5
     done
 }
@@ -91,7 +94,7 @@ teardown() {
         "${sudo[@]}" kill "$ENGINE_PID" 2>/dev/null || true
         wait "$ENGINE_PID" 2>/dev/null || true
     fi
-    rm -f "$LOG" "$LOG.build"
+    rm -f "$LOG" "$LOG.build" "$LOG.dockerd"
 }
 
 wait_healthy() {
@@ -122,6 +125,7 @@ trap teardown EXIT
 scripts/install-deps.sh   # docker.io, docker-compose and debootstrap among them
 start_engine
 build_images
+log "engine and images ready after ${SECONDS}s"
 cargo build --locked --bins --tests >&2
 
 export GANTRY_BIN="$PWD/target/debug/gantry"
@@ -139,7 +143,8 @@ wait_healthy
 
 export GANTRY_TEST_TOPOLOGY=compose GANTRY_TEST_COMPOSE_PROJECT="$PROJECT"
 status=0
-cargo test --locked "${TESTS[@]/#/--test=}" -- --test-threads=2 "$@" 2>&1 | tee "$LOG" || status=$?
+cargo test --locked --no-fail-fast "${TESTS[@]/#/--test=}" -- --test-threads=2 "$@" 2>&1 | tee "$LOG" || status=$?
+log "done after ${SECONDS}s"
 if ((totals)); then
     awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$LOG"
 fi

@@ -11,7 +11,7 @@ cargo build --locked --all-targets
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --locked --lib --bins --tests -- --test-threads=2 2>&1 | tee "$log" || status=$?
+cargo test --locked --no-fail-fast --lib --bins --tests -- --test-threads=2 2>&1 | tee "$log" || status=$?
 scripts/compose-test.sh --no-totals 2>&1 | tee -a "$log" || status=$?
 awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
 exit "$status"

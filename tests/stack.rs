@@ -20,7 +20,7 @@ struct Stack {
 }
 
 fn stack(topo: &Topology) -> Stack {
-    if std::env::var("GANTRY_TEST_TOPOLOGY").as_deref() == Ok("compose") {
+    if common::compose::selected() {
         // The compose file's variables, and its defaults.
         let port = |var: &str, default: u16| -> u16 {
             std::env::var(var).map_or(default, |v| {
@@ -239,9 +239,9 @@ fn the_compose_files_agree_and_are_valid() {
             server_health(&test_file),
             "{user_file}"
         );
-        // Debian's docker-compose (v1) checks the file against the compose
-        // specification's schema, interpolation included.
-        let out = std::process::Command::new("docker-compose")
+        // Compose checks the file against the compose specification's
+        // schema, interpolation included.
+        let out = common::compose::compose_command()
             .args(["-f", &path, "config", "-q"])
             .output()
             .expect("docker-compose is installed (scripts/install-deps.sh)");

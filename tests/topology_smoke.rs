@@ -13,7 +13,7 @@ fn shared_topology_replicates() {
     for name in ["primary", "replica1", "replica2"] {
         assert!(status.contains(name), "{name} in the status:\n{status}");
     }
-    if std::env::var("GANTRY_TEST_TOPOLOGY").as_deref() == Ok("compose") {
+    if common::compose::selected() {
         assert!(status.contains("mariadb-primary"), "containers:\n{status}");
     }
 

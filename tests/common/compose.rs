@@ -144,7 +144,7 @@ impl Project {
 }
 
 /// `docker-compose` (v1, Debian's), or else the docker client's `compose`.
-fn compose_command() -> Command {
+pub fn compose_command() -> Command {
     let v1 = Command::new("docker-compose")
         .arg("version")
         .stdout(Stdio::null())

@@ -24,7 +24,7 @@
 
 pub mod certs;
 pub mod clients;
-mod compose;
+pub mod compose;
 pub mod failover;
 mod gantry;
 pub mod raw;
