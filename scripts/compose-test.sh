@@ -13,9 +13,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The test files that run here: routing, sessions, the admin port, health
-# and failover, plus the harness's smoke test and the stack's own test.
-readonly TESTS=(topology_smoke routing session admin health failover stack)
+# The test files that run here: routing, sessions, the admin port, health,
+# failover and sessions through it, the kill drills, read consistency,
+# session tracking, reliability, the harness's smoke test and the stack's.
+readonly TESTS=(topology_smoke routing session admin health failover stack failover_sessions drills consistency tracking reliability)
 readonly PROJECT=gantrytest
 readonly DOCKER_ROOT=/var/lib/gantry-docker
 CODENAME="$(. /etc/os-release && echo "$VERSION_CODENAME")"

@@ -42,14 +42,13 @@ pub fn shared() -> Result<(Project, [u16; 3]), String> {
             Err(_) => default,
         };
     }
-    Ok((
-        Project {
-            name,
-            ports,
-            owned: false,
-        },
+    let project = Project {
+        name,
         ports,
-    ))
+        owned: false,
+        containers: Vec::new(),
+    };
+    Ok((project.with_containers()?, ports))
 }
 
 /// The compose files' port variables for primary, replica1 and replica2,
@@ -60,12 +59,18 @@ const PORT_VARS: [(&str, u16); 3] = [
     ("GANTRY_REPLICA2_PORT", 13308),
 ];
 
+/// The servers' names; the services are `mariadb-<name>`.
+const SERVERS: [&str; 3] = ["primary", "replica1", "replica2"];
+
 /// One docker-compose project of the test file.
 pub struct Project {
     name: String,
     ports: [u16; 3],
     /// Started by this process, so taken down (with its volumes) on drop.
     owned: bool,
+    /// (server name, container id): signals go straight to the engine, as
+    /// docker-compose takes most of a second to start.
+    containers: Vec<(String, String)>,
 }
 
 impl Project {
@@ -76,6 +81,7 @@ impl Project {
             name,
             ports,
             owned: true,
+            containers: Vec::new(),
         };
         project.compose(&[
             "up",
@@ -84,21 +90,60 @@ impl Project {
             "mariadb-replica1",
             "mariadb-replica2",
         ])?;
-        Ok(project)
+        project.with_containers()
     }
 
-    /// `docker-compose kill -s KILL`, `stop`, `start`, `pause` or
-    /// `unpause` of the server called `name` (`primary`, `replica1`, ...).
+    fn with_containers(mut self) -> Result<Project, String> {
+        for name in SERVERS {
+            let id = self.compose(&["ps", "-q", &format!("mariadb-{name}")])?;
+            let id = id.trim();
+            if id.is_empty() {
+                return Err(format!(
+                    "project {}: no container for mariadb-{name}",
+                    self.name
+                ));
+            }
+            self.containers.push((name.to_string(), id.to_string()));
+        }
+        Ok(self)
+    }
+
+    /// `docker kill -s KILL`, `stop`, `start`, `pause` or `unpause` (the
+    /// arguments) of the container of server `name` (`primary`, ...).
     pub fn control(&self, action: &[&str], name: &str) -> Result<String, String> {
-        let service = format!("mariadb-{name}");
-        let mut args = action.to_vec();
-        args.push(&service);
-        self.compose(&args)
+        let id = self
+            .containers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| id.as_str())
+            .ok_or_else(|| format!("no server {name:?} in project {}", self.name))?;
+        let out = Command::new("docker")
+            .args(action)
+            .arg(id)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run docker: {e}"))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(format!(
+                "`docker {} <{name} of {}>` failed ({}): {}",
+                action.join(" "),
+                self.name,
+                out.status,
+                text.trim_end()
+            ))
+        }
     }
 
     /// The server's log (the container's output), for failure messages.
     pub fn logs(&self, name: &str) -> String {
-        self.control(&["logs", "--no-color", "--tail=30"], name)
+        self.control(&["logs", "--tail=30"], name)
             .unwrap_or_else(|e| e)
     }
 

@@ -167,23 +167,7 @@ impl Topology {
         let deadline = Instant::now() + timeout;
         for server in self.servers() {
             loop {
-                let ready = match server.try_sql("SELECT 1") {
-                    Ok(_) if server.name == "primary" => Ok(()),
-                    Ok(_) => match server.try_sql_rows("SHOW SLAVE STATUS") {
-                        Ok(rows)
-                            if rows.first().is_some_and(|s| {
-                                s.get("Slave_IO_Running").map(String::as_str) == Some("Yes")
-                                    && s.get("Slave_SQL_Running").map(String::as_str) == Some("Yes")
-                            }) =>
-                        {
-                            Ok(())
-                        }
-                        Ok(rows) => Err(format!("not replicating: {:?}", rows.first())),
-                        Err(e) => Err(e),
-                    },
-                    Err(e) => Err(e),
-                };
-                match ready {
+                match server.ready() {
                     Ok(()) => break,
                     Err(e) if Instant::now() >= deadline => {
                         return Err(format!(
@@ -470,6 +454,18 @@ impl Server {
         self.sql_rows("SHOW SLAVE STATUS").into_iter().next()
     }
 
+    /// The server answers and, a replica, replicates.
+    fn ready(&self) -> Result<(), String> {
+        self.try_sql("SELECT 1")?;
+        if self.name == "primary" {
+            return Ok(());
+        }
+        match self.try_sql_rows("SHOW SLAVE STATUS")?.first() {
+            Some(status) if replicating(status) => Ok(()),
+            other => Err(format!("not replicating: {other:?}")),
+        }
+    }
+
     /// True when the server accepts connections.
     pub fn is_running(&self) -> bool {
         self.try_sql("SELECT 1").is_ok()
@@ -489,10 +485,7 @@ impl Server {
                 .try_sql_rows("SHOW SLAVE STATUS")
                 .ok()
                 .and_then(|rows| rows.into_iter().next());
-            let running = status.as_ref().is_some_and(|s| {
-                s.get("Slave_IO_Running").map(String::as_str) == Some("Yes")
-                    && s.get("Slave_SQL_Running").map(String::as_str) == Some("Yes")
-            });
+            let running = status.as_ref().is_some_and(replicating);
             let pos = self.try_sql("SELECT @@gtid_slave_pos").unwrap_or_default();
             if running && gtid_covers(&pos, target) {
                 return;
@@ -531,6 +524,12 @@ impl Server {
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+}
+
+/// Both slave threads run, per a `SHOW SLAVE STATUS` row.
+fn replicating(status: &BTreeMap<String, String>) -> bool {
+    status.get("Slave_IO_Running").map(String::as_str) == Some("Yes")
+        && status.get("Slave_SQL_Running").map(String::as_str) == Some("Yes")
 }
 
 /// True when GTID position `have` has reached `want` in every replication
