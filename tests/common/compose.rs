@@ -112,39 +112,40 @@ impl Project {
     /// arguments) of the container of server `name` (`primary`, ...).
     pub fn control(&self, action: &[&str], name: &str) -> Result<String, String> {
         let id = self
-            .containers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, id)| id.as_str())
+            .container(name)
             .ok_or_else(|| format!("no server {name:?} in project {}", self.name))?;
-        let out = Command::new("docker")
-            .args(action)
-            .arg(id)
-            .stdin(Stdio::null())
+        let mut cmd = Command::new("docker");
+        cmd.args(action).arg(id);
+        run(
+            cmd,
+            &format!("docker {} <{name} of {}>", action.join(" "), self.name),
+        )
+    }
+
+    /// The server's log (the container's output, which docker prints on
+    /// both streams), for failure messages.
+    pub fn logs(&self, name: &str) -> String {
+        let Some(id) = self.container(name) else {
+            return format!("no server {name:?}");
+        };
+        match Command::new("docker")
+            .args(["logs", "--tail=30", id])
             .output()
-            .map_err(|e| format!("cannot run docker: {e}"))?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if out.status.success() {
-            Ok(text)
-        } else {
-            Err(format!(
-                "`docker {} <{name} of {}>` failed ({}): {}",
-                action.join(" "),
-                self.name,
-                out.status,
-                text.trim_end()
-            ))
+        {
+            Ok(out) => format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => format!("cannot run docker logs: {e}"),
         }
     }
 
-    /// The server's log (the container's output), for failure messages.
-    pub fn logs(&self, name: &str) -> String {
-        self.control(&["logs", "--tail=30"], name)
-            .unwrap_or_else(|e| e)
+    fn container(&self, name: &str) -> Option<&str> {
+        self.containers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| id.as_str())
     }
 
     pub fn ps(&self) -> Result<String, String> {
@@ -158,34 +159,34 @@ impl Project {
                 PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docker-compose.test.yml")
             });
         let mut cmd = compose_command();
-        cmd.arg("-f")
-            .arg(&file)
-            .args(["-p", &self.name])
-            .args(args)
-            .stdin(Stdio::null());
+        cmd.arg("-f").arg(&file).args(["-p", &self.name]).args(args);
         for ((var, _), port) in PORT_VARS.iter().zip(self.ports) {
             cmd.env(var, port.to_string());
         }
-        let out = cmd
-            .output()
-            .map_err(|e| format!("cannot run docker-compose: {e}"))?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if out.status.success() {
-            Ok(text)
-        } else {
-            Err(format!(
-                "`docker-compose -p {} {}` failed ({}):\n{}",
-                self.name,
-                args.join(" "),
-                out.status,
-                text.trim_end()
-            ))
-        }
+        run(
+            cmd,
+            &format!("docker-compose -p {} {}", self.name, args.join(" ")),
+        )
     }
+}
+
+/// Runs `cmd` without stdin: Ok(its stdout), or Err naming `what` with its
+/// exit status and output.
+fn run(mut cmd: Command, what: &str) -> Result<String, String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run `{what}`: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        return Ok(stdout);
+    }
+    Err(format!(
+        "`{what}` failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        stdout.trim_end()
+    ))
 }
 
 /// `docker-compose` (v1, Debian's), or else the docker client's `compose`.
