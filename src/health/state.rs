@@ -143,6 +143,24 @@ fn replica_verdict(was_up: bool, view: &ReplicaView<'_>, limits: &Limits) -> Ver
     }
     let max = limits.max_lag as f64;
     let detail = || describe(sbm, view.gtid);
+    let lacks_nothing = view
+        .gtid
+        .is_some_and(|g| g.missing == 0 && g.behind.is_zero());
+    // A deliberately delayed replica (MASTER_DELAY) falls its delay behind
+    // as soon as the primary writes, though it may read as close just
+    // after a restart: it serves reads only while it lacks nothing.
+    if let Some(delay) = status.sql_delay.filter(|d| *d > limits.max_lag) {
+        if !lacks_nothing {
+            return lagging(
+                format!(
+                    "delayed replica: SQL_Delay {delay}s > max-replica-lag {}s ({})",
+                    limits.max_lag,
+                    detail()
+                ),
+                Some(lag_s),
+            );
+        }
+    }
     if lag > max {
         return lagging(
             format!(
@@ -157,10 +175,7 @@ fn replica_verdict(was_up: bool, view: &ReplicaView<'_>, limits: &Limits) -> Ver
         return up(lag_s);
     }
     // Rejoining: well inside the bound, or nothing missing by GTID.
-    let no_gtid_missing = view
-        .gtid
-        .is_some_and(|g| g.missing == 0 && g.behind.is_zero());
-    let caught_up = lag <= max / 2.0 || (no_gtid_missing && (sbm.unwrap_or(0) as f64) <= max);
+    let caught_up = lag <= max / 2.0 || (lacks_nothing && (sbm.unwrap_or(0) as f64) <= max);
     if caught_up {
         up(lag_s)
     } else {
@@ -286,6 +301,39 @@ mod tests {
                 .state,
             BackendState::Lagging
         );
+    }
+
+    #[test]
+    fn a_delayed_replica_reads_only_while_it_lacks_nothing() {
+        let delayed = ReplicaStatus {
+            sql_delay: Some(60),
+            ..status("Yes", "Yes", Some(1))
+        };
+        // Just restarted: one second behind, but the primary writes.
+        let v =
+            Tracker::default().observe(Instant::now(), &replica(&delayed, gtid(1_000, 3)), &LIMITS);
+        assert_eq!(v.state, BackendState::Lagging);
+        assert!(
+            v.reason
+                .starts_with("delayed replica: SQL_Delay 60s > max-replica-lag 10s"),
+            "{}",
+            v.reason
+        );
+        // The primary is idle and it has everything: it may serve reads.
+        let idle = ReplicaStatus {
+            seconds_behind: Some(0),
+            ..delayed.clone()
+        };
+        let v = Tracker::default().observe(Instant::now(), &replica(&idle, gtid(0, 0)), &LIMITS);
+        assert_eq!(v.state, BackendState::Up);
+        // A delay within the bound is ordinary lag.
+        let short = ReplicaStatus {
+            sql_delay: Some(5),
+            ..delayed
+        };
+        let v =
+            Tracker::default().observe(Instant::now(), &replica(&short, gtid(1_000, 3)), &LIMITS);
+        assert_eq!(v.state, BackendState::Up);
     }
 
     #[test]
