@@ -59,16 +59,9 @@ fn stack(topo: &Topology) -> Stack {
 fn compose_file_options(vars: &[(&str, u16)]) -> Vec<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.test.yml");
     let text = std::fs::read_to_string(path).expect("docker-compose.test.yml");
-    let service = text
-        .split("\n  gantry:\n")
-        .nth(1)
-        .expect("a gantry service");
-    let command = service
-        .split("\n    command:\n")
-        .nth(1)
-        .expect("its command");
-    command
+    gantry_block(&text)
         .lines()
+        .skip(1) // `command:`
         .map_while(|l| l.strip_prefix("      - "))
         .map(|option| {
             let mut option = option.to_string();

@@ -15,6 +15,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 /// True when the tests run against compose projects rather than servers
 /// started by `scripts/topology.sh`.
@@ -93,17 +94,25 @@ impl Project {
         project.with_containers()
     }
 
+    /// Reads the servers' container ids, in one `docker ps` by the labels
+    /// compose puts on its containers.
     fn with_containers(mut self) -> Result<Project, String> {
+        let mut cmd = Command::new("docker");
+        cmd.args(["ps", "-a", "--filter"])
+            .arg(format!("label=com.docker.compose.project={}", self.name))
+            .args([
+                "--format",
+                "{{.Label \"com.docker.compose.service\"}} {{.ID}}",
+            ]);
+        let listing = run(cmd, &format!("docker ps <project {}>", self.name))?;
         for name in SERVERS {
-            let id = self.compose(&["ps", "-q", &format!("mariadb-{name}")])?;
-            let id = id.trim();
-            if id.is_empty() {
-                return Err(format!(
-                    "project {}: no container for mariadb-{name}",
-                    self.name
-                ));
-            }
-            self.containers.push((name.to_string(), id.to_string()));
+            let service = format!("mariadb-{name} ");
+            let id = listing
+                .lines()
+                .find_map(|l| l.strip_prefix(&service))
+                .ok_or_else(|| format!("project {}: no container for mariadb-{name}", self.name))?;
+            self.containers
+                .push((name.to_string(), id.trim().to_string()));
         }
         Ok(self)
     }
@@ -189,14 +198,18 @@ fn run(mut cmd: Command, what: &str) -> Result<String, String> {
     ))
 }
 
-/// `docker-compose` (v1, Debian's), or else the docker client's `compose`.
+/// `docker-compose` (v1, Debian's), or else the docker client's `compose`;
+/// which one is asked once per test process.
 pub fn compose_command() -> Command {
-    let v1 = Command::new("docker-compose")
-        .arg("version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    static V1: OnceLock<bool> = OnceLock::new();
+    let v1 = *V1.get_or_init(|| {
+        Command::new("docker-compose")
+            .arg("version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
     let mut cmd = if v1 {
         Command::new("docker-compose")
     } else {
