@@ -99,14 +99,16 @@ teardown() {
 }
 
 wait_healthy() {
-    local deadline=$((SECONDS + 120)) id state unhealthy
+    local deadline=$((SECONDS + 120)) id state healthy
     while :; do
-        unhealthy=0
-        for id in $(compose ps -q); do
+        healthy=0
+        # docker itself, by compose's project label: docker-compose takes
+        # most of a second to start.
+        for id in $(docker ps -aq --filter "label=com.docker.compose.project=$PROJECT"); do
             state="$(docker inspect -f '{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$id")"
-            [[ $state == running/healthy ]] || unhealthy=1
+            [[ $state == running/healthy ]] && healthy=$((healthy + 1))
         done
-        ((unhealthy == 0)) && return 0
+        ((healthy == 4)) && return 0   # three servers and Gantry
         if ((SECONDS >= deadline)); then
             compose ps >&2
             compose logs --tail=30 >&2
